@@ -1,0 +1,140 @@
+# kqaio — GNU Make build. `make` builds the library, tools and examples into
+# $(BUILD); `make check` runs the test suite; SAN=asan|tsan builds sanitized
+# copies into their own folders (make check-asan / check-tsan).
+
+PREFIX     ?= /usr/local
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+BINDIR     ?= $(PREFIX)/bin
+MANDIR     ?= $(PREFIX)/share/man
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+
+SAN ?=
+ifeq ($(SAN),)
+BUILD ?= build
+else
+BUILD ?= build-$(SAN)
+endif
+
+VERSION := $(shell sed -n 's/^#define KQAIO_VERSION *"\(.*\)"/\1/p' include/kqaio/kqaio.h)
+SOMAJOR := 0
+
+CC      ?= cc
+OPT     ?= -O2
+CFLAGS_BASE := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -D_GNU_SOURCE -pthread \
+	-Iinclude/kqaio -Iinclude -Isrc
+SANFLAGS_asan := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+SANFLAGS_tsan := -fsanitize=thread
+SANFLAGS := $(SANFLAGS_$(SAN))
+# glibc marks the aio_* arguments nonnull; we check them and answer EINVAL instead.
+LIB_CFLAGS := $(CFLAGS_BASE) $(SANFLAGS) -fPIC -fvisibility=hidden "-D__attribute_nonnull__(p)=" $(CFLAGS)
+LIBS := -pthread
+
+LIB_SRCS := $(wildcard src/common/*.c src/aio/*.c src/aio/backend/*.c src/kq/*.c)
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+SO      := $(BUILD)/libkqaio.so
+A       := $(BUILD)/libkqaio.a
+
+EXAMPLE_SRCS := $(wildcard examples/*.c)
+EXAMPLES := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
+TEST_SRCS := $(wildcard tests/*.c)
+TEST_BIN := $(BUILD)/tests/kqaio-tests
+TOOLS := $(BUILD)/kqaio-run
+
+# Flags for programs linked against the freshly built shared library.
+PROG_CFLAGS := $(CFLAGS_BASE) $(SANFLAGS) $(CFLAGS)
+PROG_LDFLAGS := -L$(BUILD) -Wl,-rpath,$(abspath $(BUILD)) -lkqaio -pthread
+
+.PHONY: all lib tools examples tests check check-asan check-tsan check-all deps demo \
+	install uninstall clean format
+
+all: lib tools examples
+
+lib: $(SO) $(A)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(LIB_CFLAGS) -MMD -MP -c $< -o $@
+
+$(SO).$(VERSION): $(LIB_OBJS)
+	$(CC) $(SANFLAGS) -shared -Wl,-soname,libkqaio.so.$(SOMAJOR) -Wl,--no-undefined \
+		-o $@ $(LIB_OBJS) $(LIBS)
+
+$(SO): $(SO).$(VERSION)
+	ln -sf libkqaio.so.$(VERSION) $(BUILD)/libkqaio.so.$(SOMAJOR)
+	ln -sf libkqaio.so.$(VERSION) $@
+
+$(A): $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+tools: $(TOOLS)
+
+$(BUILD)/kqaio-run: tools/kqaio-run.in $(SO)
+	sed -e 's|@KQAIO_LIB@|$(abspath $(BUILD))/libkqaio.so.$(SOMAJOR)|' -e 's|@KQAIO_VERSION@|$(VERSION)|' $< > $@
+	chmod +x $@
+
+examples: $(EXAMPLES)
+
+$(BUILD)/examples/%: examples/%.c $(SO)
+	@mkdir -p $(dir $@)
+	$(CC) $(PROG_CFLAGS) $< -o $@ $(PROG_LDFLAGS)
+
+tests: $(TEST_BIN)
+
+$(TEST_BIN): $(TEST_SRCS) tests/kqt.h $(SO) $(TOOLS)
+	@mkdir -p $(dir $@)
+	$(CC) $(PROG_CFLAGS) -Wno-missing-field-initializers $(TEST_SRCS) -o $@ $(PROG_LDFLAGS) -lcriterion
+
+deps:
+	@scripts/deps
+
+# The whole suite. KQAIO_TEST_JOBS sets Criterion's parallelism.
+check: deps
+	@$(MAKE) --no-print-directory all tests
+	KQAIO_BUILD=$(abspath $(BUILD)) KQAIO_SRC=$(CURDIR) $(TEST_BIN) --jobs $${KQAIO_TEST_JOBS:-2} $(TESTFLAGS)
+
+check-asan:
+	@$(MAKE) --no-print-directory SAN=asan check
+
+check-tsan:
+	@$(MAKE) --no-print-directory SAN=tsan check
+
+check-all: check check-asan check-tsan
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/demo $(BUILD)
+
+install: all
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/kqaio/sys $(DESTDIR)$(BINDIR) \
+		$(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7 \
+		$(DESTDIR)$(MANDIR)/man1
+	install -m 755 $(SO).$(VERSION) $(DESTDIR)$(LIBDIR)/
+	ln -sf libkqaio.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libkqaio.so.$(SOMAJOR)
+	ln -sf libkqaio.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libkqaio.so
+	install -m 644 $(A) $(DESTDIR)$(LIBDIR)/
+	install -m 644 include/kqaio/*.h $(DESTDIR)$(INCLUDEDIR)/kqaio/
+	sed -e 's|@KQAIO_LIB@|$(LIBDIR)/libkqaio.so.$(SOMAJOR)|' -e 's|@KQAIO_VERSION@|$(VERSION)|' tools/kqaio-run.in \
+		> $(DESTDIR)$(BINDIR)/kqaio-run
+	chmod 755 $(DESTDIR)$(BINDIR)/kqaio-run
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+		kqaio.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/kqaio.pc
+	for m in man/*.[137]; do \
+		s=$${m##*.}; install -m 644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/libkqaio.so* $(DESTDIR)$(LIBDIR)/libkqaio.a
+	rm -rf $(DESTDIR)$(INCLUDEDIR)/kqaio
+	rm -f $(DESTDIR)$(BINDIR)/kqaio-run $(DESTDIR)$(PKGCONFIGDIR)/kqaio.pc
+	for m in man/*.[137]; do \
+		s=$${m##*.}; rm -f $(DESTDIR)$(MANDIR)/man$$s/$${m##*/}; done
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-asan build-tsan
+
+-include $(LIB_OBJS:.o=.d)

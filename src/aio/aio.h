@@ -1,0 +1,187 @@
+/* The AIO engine's internal interface: jobs, lists, per-fd state, the global state. */
+#ifndef KQ_AIO_AIO_H
+#define KQ_AIO_AIO_H
+
+#include <aio.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "common/kq.h"
+#include "common/tpool.h"
+
+enum kq_op { KQ_OP_READ, KQ_OP_WRITE, KQ_OP_FSYNC, KQ_OP_FDSYNC };
+
+/* Where a job is; all but RUNNING and DONE can still be cancelled. */
+enum kq_where {
+	KQ_W_FREE,
+	KQ_W_RUNQ,    /* handed to the backend, not known to have started */
+	KQ_W_ORDER,   /* behind an earlier job on an ordered fd */
+	KQ_W_BARRIER, /* an fsync waiting for earlier writes */
+	KQ_W_POLL,    /* a stream job waiting for readiness */
+	KQ_W_RUNNING, /* bytes may have moved: no longer cancellable */
+	KQ_W_DONE,    /* result published, waiting to be reaped */
+};
+
+enum {
+	KQ_J_STREAM = 1,   /* non-seekable fd: ordered, waits for readiness */
+	KQ_J_ORDERED = 2,  /* runs in submission order on its fd (streams, O_APPEND) */
+	KQ_J_BARRIER = 4,  /* on its fd's write list, which fsync waits on */
+	KQ_J_BLOCKING = 8  /* stream fd that cannot be polled: run in a worker */
+};
+
+#define KQ_IOV_INLINE 4
+
+struct kq_list;
+struct kq_fd;
+
+struct kq_job {
+	struct kq_work work;  /* backend run queue */
+	struct kq_link qlink; /* fd order queue, or the done queue */
+	struct kq_link wlink; /* fd write list (fsync barrier) */
+	struct kq_link alink; /* every unfinished job, for aio_cancel(fd, NULL) */
+	struct aiocb *cb;
+	struct kq_list *list;
+	struct kq_fd *fdst;
+	uint32_t gen;
+	uint8_t op, where, flags;
+	int fd;
+	off_t off;
+	size_t nbytes, done; /* bytes asked for, bytes moved so far */
+	struct iovec *iov;   /* what is left to move */
+	struct iovec *iov_heap; /* allocated for long vectors, else NULL */
+	int iovcnt;
+	struct iovec iov_inline[KQ_IOV_INLINE];
+	struct sigevent sev;
+	struct kq_job *next_free;
+};
+
+/* Our state inside the aiocb's reserved bytes. */
+struct kq_cbpriv {
+	struct kq_job *job;
+	uint32_t magic; /* KQ_CB_JOB, KQ_CB_FAILED or 0 */
+	uint32_t epoch; /* process epoch; a forked child's differs */
+	uint32_t gen;   /* job->gen when it was bound */
+};
+#define KQ_CB_JOB    0x6b71616aU
+#define KQ_CB_FAILED 0x6b716166U
+
+static inline struct kq_cbpriv *kq_priv(struct aiocb *cb)
+{
+	return (struct kq_cbpriv *)(void *)cb->__glibc_reserved;
+}
+
+struct kq_list {
+	uint32_t pending; /* futex word: entries not yet done, plus the guard */
+	int refs;         /* the caller's guard plus each unfinished entry */
+	int wait;         /* LIO_WAIT: the caller sleeps on pending */
+	int failed;       /* an entry ended with an error */
+	struct sigevent sev;
+	struct kq_list *next_free;
+};
+
+/* Per fd, only for fds with writes, fsyncs, streams or appends in flight. */
+struct kq_fd {
+	int fd;
+	struct kq_link rq, wq; /* ordered reads / writes; the head is the one active */
+	struct kq_link wb;     /* writes and fsyncs in submission order (the barrier) */
+	uint32_t armed;        /* epoll events armed */
+	int registered;
+};
+
+/* Notifications owed once the lock is dropped, and jobs to dispatch. */
+struct kq_batch {
+	int n;
+	struct sigevent sev[8];
+};
+
+struct kq_aio {
+	pthread_mutex_t lock;
+	struct kq_link active; /* unfinished jobs */
+	struct kq_link done;   /* finished, unreaped, oldest first */
+	uint32_t seq;          /* futex word, bumped on every completion */
+	uint32_t waiters;      /* threads sleeping on seq */
+	long njobs;            /* jobs not yet reaped */
+	struct kq_job *free_jobs;
+	struct kq_list *free_lists;
+	struct kq_fd **fds;
+	int nfds;
+	pid_t pid;
+	struct kq_tpool workers;
+	int epfd;
+	int poller_running;
+};
+
+extern struct kq_aio kq_aio;
+extern uint32_t kq_epoch;
+
+struct kq_config {
+	long max_jobs, listio_max, threads, idle_ms;
+	int stats;
+};
+extern struct kq_config kq_config;
+
+void kq_aio_init(void); /* once, on first use */
+
+/* job.c */
+struct kq_job *kq_job_alloc(void); /* lock held; NULL at the job limit or out of memory */
+void kq_job_free(struct kq_job *j); /* lock held */
+struct kq_job *kq_job_of(struct aiocb *cb); /* lock held: the cb's live job, or NULL */
+void kq_job_reap(struct kq_job *j);        /* lock held: unbind and free a DONE job */
+
+/* submit.c */
+int kq_submit(struct aiocb *cb, int sub, struct kq_list *list, int *errp);
+int kq_lio_sub(int opcode);
+void kq_record_failure(struct aiocb *cb, int err);
+
+/* complete.c */
+void kq_batch_init(struct kq_batch *b);
+void kq_batch_add(struct kq_batch *b, const struct sigevent *sev); /* if it notifies */
+void kq_complete_locked(struct kq_job *j, ssize_t res, int err, struct kq_batch *b);
+void kq_batch_flush(struct kq_batch *b); /* lock not held */
+void kq_job_finish(struct kq_job *j, ssize_t res, int err); /* for backends */
+void kq_dispatch(struct kq_job *j); /* lock held: hand a ready job to where it runs */
+
+/* fd.c */
+struct kq_fd *kq_fd_get(int fd); /* lock held */
+int kq_fd_enqueue(struct kq_job *j); /* lock held: order, barrier, dispatch; 0 or errno */
+void kq_fd_job_done(struct kq_job *j, struct kq_batch *b); /* lock held */
+void kq_fd_reset(void);
+
+/* io.c */
+/* Moves bytes for j from j->done on. nowait: never block (stream fds).
+ * Returns 0 when the job is over (*res, *err set), EAGAIN to wait again. */
+int kq_job_io(struct kq_job *j, int nowait, ssize_t *res, int *err);
+
+/* list.c */
+struct kq_list *kq_list_alloc(void); /* lock held */
+void kq_list_put(struct kq_list *l); /* lock held */
+void kq_list_entry_done(struct kq_list *l, int failed, struct kq_batch *b); /* lock held */
+
+/* notify.c */
+int kq_sigevent_check(const struct sigevent *sev);
+void kq_notify(const struct sigevent *sev);
+void kq_notify_fork_prepare(void);
+void kq_notify_fork_parent(void);
+void kq_notify_fork_child(void);
+
+/* wait.c: sleeping until the next completion */
+uint32_t kq_wait_begin(void); /* returns the completion count to wait past */
+int kq_wait(uint32_t seen, const struct timespec *deadline); /* 0, ETIMEDOUT, EINTR */
+void kq_wait_end(void);
+
+/* stats.c */
+void kq_stats_submitted(void);
+void kq_stats_rejected(void);
+void kq_stats_completed(int op, ssize_t res, int err);
+void kq_stats_reset(void);
+void kq_stats_init(void);
+
+/* backend/pool.c and backend/stream.c */
+void kq_pool_submit(struct kq_job *j); /* lock held */
+int kq_pool_cancel(struct kq_job *j);  /* lock held: 1 if taken back before it ran */
+void kq_stream_arm(struct kq_fd *f);   /* lock held: wait for readiness of head jobs */
+void kq_stream_fork_child(void);
+
+#endif

@@ -1,0 +1,129 @@
+/* Streams (pipes, sockets, ttys): a job waits for readiness in one epoll set
+ * served by one thread, not in a blocked worker, so it stays cancellable. */
+#include "aio/aio.h"
+
+#include <errno.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "common/env.h"
+
+static struct kq_job *head_in(struct kq_link *q)
+{
+	struct kq_link *l = kq_list_first(q);
+	struct kq_job *j = l ? kq_container_of(l, struct kq_job, qlink) : NULL;
+	return j && j->where == KQ_W_POLL ? j : NULL;
+}
+
+/* Lock held. Runs j's non-blocking transfer with the lock dropped. */
+static void try_io(struct kq_job *j, struct kq_batch *b)
+{
+	j->where = KQ_W_RUNNING;
+	pthread_mutex_unlock(&kq_aio.lock);
+	ssize_t res;
+	int err;
+	int r = kq_job_io(j, 1, &res, &err);
+	pthread_mutex_lock(&kq_aio.lock);
+	if (r == EAGAIN) {
+		j->where = KQ_W_POLL;
+	} else if (r == EOPNOTSUPP) {
+		j->flags |= KQ_J_BLOCKING; /* no RWF_NOWAIT here (a tty): block in a worker */
+		kq_pool_submit(j);
+	} else {
+		kq_complete_locked(j, res, err, b);
+	}
+}
+
+static void *poller(void *arg)
+{
+	int epfd = (int)(intptr_t)arg;
+	struct epoll_event ev[64];
+	for (;;) {
+		int n = epoll_wait(epfd, ev, 64, -1);
+		for (int i = 0; i < n; i++) {
+			struct kq_fd *f = ev[i].data.ptr;
+			uint32_t e = ev[i].events;
+			int any = e & (EPOLLERR | EPOLLHUP);
+			struct kq_batch b;
+			kq_batch_init(&b);
+			pthread_mutex_lock(&kq_aio.lock);
+			if (kq_aio.epfd != epfd) { /* a forked child's copy of us never runs */
+				pthread_mutex_unlock(&kq_aio.lock);
+				return NULL;
+			}
+			f->armed = 0;
+			struct kq_job *j;
+			if ((any || (e & EPOLLIN)) && (j = head_in(&f->rq)))
+				try_io(j, &b);
+			if ((any || (e & EPOLLOUT)) && (j = head_in(&f->wq)))
+				try_io(j, &b);
+			kq_stream_arm(f);
+			pthread_mutex_unlock(&kq_aio.lock);
+			kq_batch_flush(&b);
+		}
+	}
+	return NULL;
+}
+
+static int start(void)
+{
+	if (kq_aio.epfd >= 0)
+		return 0;
+	int fd = epoll_create1(EPOLL_CLOEXEC);
+	if (fd < 0)
+		return errno;
+	int err = kq_thread_start(NULL, 64 * 1024, poller, (void *)(intptr_t)fd);
+	if (err) {
+		close(fd);
+		return err;
+	}
+	kq_aio.epfd = fd;
+	return 0;
+}
+
+/* Lock held: the fd cannot be waited on; its head jobs block in workers. */
+static void to_workers(struct kq_fd *f)
+{
+	struct kq_job *j;
+	if ((j = head_in(&f->rq))) {
+		j->flags |= KQ_J_BLOCKING;
+		kq_pool_submit(j);
+	}
+	if ((j = head_in(&f->wq))) {
+		j->flags |= KQ_J_BLOCKING;
+		kq_pool_submit(j);
+	}
+}
+
+void kq_stream_arm(struct kq_fd *f)
+{
+	uint32_t want = (head_in(&f->rq) ? EPOLLIN : 0) | (head_in(&f->wq) ? EPOLLOUT : 0);
+	if (!want || (want & f->armed) == want)
+		return;
+	int err = start();
+	if (err) {
+		kq_debug("no epoll for streams (%d); blocking in workers", err);
+		to_workers(f);
+		return;
+	}
+	struct epoll_event ev = {.events = want | EPOLLONESHOT, .data.ptr = f};
+	int r = epoll_ctl(kq_aio.epfd, f->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, f->fd, &ev);
+	if (r < 0 && (errno == ENOENT || errno == EEXIST))
+		r = epoll_ctl(kq_aio.epfd, errno == ENOENT ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, f->fd,
+			      &ev);
+	if (r < 0) {
+		/* EPERM: the file cannot be polled (/dev/zero, a regular file). EBADF: the
+		 * fd was closed; the worker's transfer will report it. */
+		to_workers(f);
+		return;
+	}
+	f->registered = 1;
+	f->armed = want;
+}
+
+void kq_stream_fork_child(void)
+{
+	if (kq_aio.epfd >= 0)
+		close(kq_aio.epfd);
+	kq_aio.epfd = -1;
+}

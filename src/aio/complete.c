@@ -1,0 +1,88 @@
+/* The completion path: publish a job's result, then (lock dropped) wake and notify. */
+#include "aio/aio.h"
+
+#include <errno.h>
+#include <limits.h>
+
+#include "common/futex.h"
+
+void kq_batch_init(struct kq_batch *b)
+{
+	b->n = 0;
+}
+
+static int wants_notify(const struct sigevent *sev)
+{
+	return sev->sigev_notify != SIGEV_NONE &&
+	       !(sev->sigev_notify == SIGEV_SIGNAL && sev->sigev_signo == 0);
+}
+
+void kq_batch_add(struct kq_batch *b, const struct sigevent *sev)
+{
+	if (wants_notify(sev))
+		b->sev[b->n++] = *sev;
+}
+
+void kq_complete_locked(struct kq_job *j, ssize_t res, int err, struct kq_batch *b)
+{
+	struct aiocb *cb = j->cb;
+	kq_fd_job_done(j, b);
+	kq_list_del(&j->alink);
+	/* Visible as done before anyone is told (invariant 3). */
+	cb->__return_value = err ? -1 : res;
+	__atomic_store_n(&cb->__error_code, err, __ATOMIC_RELEASE);
+	j->where = KQ_W_DONE;
+	kq_list_add_tail(&kq_aio.done, &j->qlink);
+	kq_stats_completed(j->op, res, err);
+	kq_batch_add(b, &j->sev);
+	if (j->list) {
+		kq_list_entry_done(j->list, err != 0, b);
+		j->list = NULL;
+	}
+	__atomic_add_fetch(&kq_aio.seq, 1, __ATOMIC_SEQ_CST);
+}
+
+void kq_batch_flush(struct kq_batch *b)
+{
+	if (__atomic_load_n(&kq_aio.waiters, __ATOMIC_SEQ_CST))
+		kq_futex_wake(&kq_aio.seq, INT_MAX);
+	for (int i = 0; i < b->n; i++)
+		kq_notify(&b->sev[i]);
+	b->n = 0;
+}
+
+void kq_job_finish(struct kq_job *j, ssize_t res, int err)
+{
+	struct kq_batch b;
+	kq_batch_init(&b);
+	pthread_mutex_lock(&kq_aio.lock);
+	kq_complete_locked(j, res, err, &b);
+	pthread_mutex_unlock(&kq_aio.lock);
+	kq_batch_flush(&b);
+}
+
+void kq_dispatch(struct kq_job *j)
+{
+	if ((j->flags & (KQ_J_STREAM | KQ_J_BLOCKING)) == KQ_J_STREAM) {
+		j->where = KQ_W_POLL;
+		kq_stream_arm(j->fdst);
+	} else {
+		kq_pool_submit(j);
+	}
+}
+
+uint32_t kq_wait_begin(void)
+{
+	__atomic_add_fetch(&kq_aio.waiters, 1, __ATOMIC_SEQ_CST);
+	return __atomic_load_n(&kq_aio.seq, __ATOMIC_SEQ_CST);
+}
+
+int kq_wait(uint32_t seen, const struct timespec *deadline)
+{
+	return kq_futex_wait(&kq_aio.seq, seen, deadline);
+}
+
+void kq_wait_end(void)
+{
+	__atomic_sub_fetch(&kq_aio.waiters, 1, __ATOMIC_SEQ_CST);
+}

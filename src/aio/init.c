@@ -1,0 +1,80 @@
+/* Engine start-up on first use, aio_init, and starting afresh in a forked child. */
+#include "aio/aio.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "common/env.h"
+
+struct kq_aio kq_aio = {.lock = PTHREAD_MUTEX_INITIALIZER, .epfd = -1};
+uint32_t kq_epoch = 1;
+struct kq_config kq_config;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static void state_reset(void)
+{
+	kq_list_init(&kq_aio.active);
+	kq_list_init(&kq_aio.done);
+	kq_aio.njobs = 0;
+	kq_aio.waiters = 0;
+	/* The parent's jobs and lists are not ours: leave them, don't reuse them. */
+	kq_aio.free_jobs = NULL;
+	kq_aio.free_lists = NULL;
+	kq_aio.pid = getpid();
+}
+
+static void fork_prepare(void)
+{
+	kq_notify_fork_prepare();
+	pthread_mutex_lock(&kq_aio.lock);
+	kq_tpool_fork_prepare(&kq_aio.workers);
+}
+
+static void fork_parent(void)
+{
+	kq_tpool_fork_parent(&kq_aio.workers);
+	pthread_mutex_unlock(&kq_aio.lock);
+	kq_notify_fork_parent();
+}
+
+static void fork_child(void)
+{
+	kq_tpool_fork_child(&kq_aio.workers);
+	pthread_mutex_unlock(&kq_aio.lock);
+	kq_notify_fork_child();
+	__atomic_add_fetch(&kq_epoch, 1, __ATOMIC_RELEASE);
+	state_reset();
+	kq_fd_reset();
+	kq_stream_fork_child();
+	kq_stats_reset();
+}
+
+static void init_once(void)
+{
+	kq_debug_init();
+	kq_config.max_jobs = kq_env_long("KQAIO_MAX_JOBS", 65536, 1, 1L << 24);
+	kq_config.listio_max = kq_env_long("KQAIO_LISTIO_MAX", 65536, 1, 1L << 24);
+	kq_config.threads = kq_env_long("KQAIO_THREADS", 64, 1, 4096);
+	kq_config.idle_ms = kq_env_long("KQAIO_IDLE_MS", 1000, 1, 3600 * 1000);
+	kq_config.stats = kq_env_flag("KQAIO_STATS");
+	state_reset();
+	/* I/O workers need little stack: reads and writes go straight to the kernel. */
+	kq_tpool_init(&kq_aio.workers, (int)kq_config.threads, (int)kq_config.idle_ms, 64 * 1024);
+	kq_stats_init();
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
+	kq_debug("backend pool, %ld threads at most", kq_config.threads);
+}
+
+void kq_aio_init(void)
+{
+	pthread_once(&once, init_once);
+}
+
+KQ_API void aio_init(const struct aioinit *init)
+{
+	kq_aio_init();
+	if (!init)
+		return;
+	int idle_ms = init->aio_idle_time > 0 ? init->aio_idle_time * 1000 : 0;
+	kq_tpool_tune(&kq_aio.workers, init->aio_threads, idle_ms);
+}

@@ -1,0 +1,113 @@
+/* lio_listio: a list completes once, when every entry it queued is done
+ * (invariants 1, 5, 8), counted against a guard held while queueing. */
+#include "aio/aio.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "common/futex.h"
+
+struct kq_list *kq_list_alloc(void)
+{
+	struct kq_list *l = kq_aio.free_lists;
+	if (l)
+		kq_aio.free_lists = l->next_free;
+	else if (!(l = calloc(1, sizeof *l)))
+		return NULL;
+	l->pending = 1; /* the guard: nothing can finish the list while it fills */
+	l->refs = 1;
+	l->wait = 0;
+	l->failed = 0;
+	l->sev.sigev_notify = SIGEV_NONE;
+	return l;
+}
+
+void kq_list_put(struct kq_list *l)
+{
+	if (--l->refs)
+		return;
+	l->next_free = kq_aio.free_lists;
+	kq_aio.free_lists = l;
+}
+
+void kq_list_entry_done(struct kq_list *l, int failed, struct kq_batch *b)
+{
+	l->failed |= failed;
+	uint32_t left = l->pending - 1;
+	__atomic_store_n(&l->pending, left, __ATOMIC_RELEASE);
+	if (!left) {
+		if (l->wait)
+			kq_futex_wake(&l->pending, 1);
+		else
+			kq_batch_add(b, &l->sev);
+	}
+	kq_list_put(l);
+}
+
+KQ_API int lio_listio(int mode, struct aiocb *const list[], int nent, struct sigevent *sig)
+{
+	if ((mode != LIO_WAIT && mode != LIO_NOWAIT) || nent < 0 || (nent > 0 && !list)) {
+		errno = EINVAL;
+		return -1;
+	}
+	kq_aio_init();
+	if (nent > kq_config.listio_max || (mode == LIO_NOWAIT && sig && kq_sigevent_check(sig))) {
+		errno = EINVAL;
+		return -1;
+	}
+	pthread_mutex_lock(&kq_aio.lock);
+	struct kq_list *l = kq_list_alloc();
+	pthread_mutex_unlock(&kq_aio.lock);
+	if (!l) {
+		errno = EAGAIN;
+		return -1;
+	}
+	l->wait = mode == LIO_WAIT;
+	if (mode == LIO_NOWAIT && sig)
+		l->sev = *sig;
+	int eagain = 0, other = 0;
+	for (int i = 0; i < nent; i++) {
+		struct aiocb *cb = list[i];
+		if (!cb)
+			continue;
+		int sub = kq_lio_sub(cb->aio_lio_opcode);
+		if (sub == -2)
+			continue;
+		int err = EINVAL;
+		if (sub == -1)
+			kq_record_failure(cb, EINVAL);
+		else if (kq_submit(cb, sub, l, &err) == 0)
+			continue;
+		if (err == EAGAIN)
+			eagain = 1;
+		else
+			other = 1;
+	}
+	struct kq_batch b;
+	kq_batch_init(&b);
+	pthread_mutex_lock(&kq_aio.lock);
+	l->refs++; /* the caller keeps the list to read its result */
+	kq_list_entry_done(l, 0, &b); /* drop the guard */
+	pthread_mutex_unlock(&kq_aio.lock);
+	kq_batch_flush(&b);
+	int err = other ? EIO : eagain ? EAGAIN : 0;
+	if (mode == LIO_WAIT) {
+		uint32_t left;
+		while ((left = __atomic_load_n(&l->pending, __ATOMIC_ACQUIRE))) {
+			if (kq_futex_wait(&l->pending, left, NULL) == EINTR) {
+				err = EINTR;
+				break;
+			}
+		}
+		if (!err && l->failed)
+			err = EIO;
+	}
+	pthread_mutex_lock(&kq_aio.lock);
+	kq_list_put(l);
+	pthread_mutex_unlock(&kq_aio.lock);
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,150 @@
+/* Notification by signal or thread, each job the way its own sigevent asks. */
+#include "aio/aio.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+int kq_sigevent_check(const struct sigevent *sev)
+{
+	switch (sev->sigev_notify) {
+	case SIGEV_NONE:
+		return 0;
+	case SIGEV_SIGNAL: /* signal 0 means none: a zeroed sigevent is SIGEV_SIGNAL 0 */
+		return sev->sigev_signo < 0 || sev->sigev_signo >= NSIG ? EINVAL : 0;
+	case SIGEV_THREAD_ID:
+		return sev->sigev_signo <= 0 || sev->sigev_signo >= NSIG ||
+				       sev->_sigev_un._tid <= 0
+			       ? EINVAL
+			       : 0;
+	case SIGEV_THREAD:
+		return sev->sigev_notify_function ? 0 : EINVAL;
+	default: /* SIGEV_KEVENT arrives with the kqueue */
+		return EINVAL;
+	}
+}
+
+static void send_signal(const struct sigevent *sev)
+{
+	siginfo_t si;
+	memset(&si, 0, sizeof si);
+	si.si_signo = sev->sigev_signo;
+	si.si_code = SI_ASYNCIO;
+	si.si_value = sev->sigev_value;
+	si.si_pid = kq_aio.pid;
+	si.si_uid = getuid();
+	if (sev->sigev_notify == SIGEV_THREAD_ID)
+		syscall(SYS_rt_tgsigqueueinfo, kq_aio.pid, sev->_sigev_un._tid, si.si_signo, &si);
+	else
+		syscall(SYS_rt_sigqueueinfo, kq_aio.pid, si.si_signo, &si);
+}
+
+/* SIGEV_THREAD without attributes runs on a small pool of reusable threads. */
+struct tnote {
+	struct kq_work work;
+	void (*fn)(union sigval);
+	union sigval value;
+	struct tnote *next_free;
+	int detach;
+};
+
+static pthread_mutex_t tlock = PTHREAD_MUTEX_INITIALIZER;
+static struct tnote *tfree;
+static struct kq_tpool tpool;
+static int tpool_ready;
+
+static void tnote_run(struct kq_work *w)
+{
+	struct tnote *t = kq_container_of(w, struct tnote, work);
+	void (*fn)(union sigval) = t->fn;
+	union sigval v = t->value;
+	pthread_mutex_lock(&tlock);
+	t->next_free = tfree;
+	tfree = t;
+	pthread_mutex_unlock(&tlock);
+	fn(v);
+}
+
+/* With attributes, the caller asked for a thread of its own making. */
+static void *own_thread(void *arg)
+{
+	struct tnote *t = arg;
+	if (t->detach)
+		pthread_detach(pthread_self());
+	void (*fn)(union sigval) = t->fn;
+	union sigval v = t->value;
+	free(t);
+	fn(v);
+	return NULL;
+}
+
+static void run_thread(const struct sigevent *sev)
+{
+	pthread_attr_t *attr = sev->sigev_notify_attributes;
+	if (attr) {
+		struct tnote *t = malloc(sizeof *t);
+		int ds = PTHREAD_CREATE_DETACHED;
+		if (t) {
+			t->fn = sev->sigev_notify_function;
+			t->value = sev->sigev_value;
+			pthread_attr_getdetachstate(attr, &ds);
+			t->detach = ds == PTHREAD_CREATE_JOINABLE;
+			if (kq_thread_start(attr, 0, own_thread, t) == 0)
+				return;
+			free(t);
+		}
+		/* Could not honour the attributes: run it on the pool rather than lose it. */
+	}
+	pthread_mutex_lock(&tlock);
+	if (!tpool_ready) {
+		kq_tpool_init(&tpool, 256, 1000, 0);
+		tpool_ready = 1;
+	}
+	struct tnote *t = tfree;
+	if (t)
+		tfree = t->next_free;
+	pthread_mutex_unlock(&tlock);
+	if (!t && !(t = calloc(1, sizeof *t)))
+		return;
+	t->fn = sev->sigev_notify_function;
+	t->value = sev->sigev_value;
+	t->work.fn = tnote_run;
+	kq_tpool_push(&tpool, &t->work);
+}
+
+void kq_notify(const struct sigevent *sev)
+{
+	switch (sev->sigev_notify) {
+	case SIGEV_SIGNAL:
+	case SIGEV_THREAD_ID:
+		send_signal(sev);
+		break;
+	case SIGEV_THREAD:
+		run_thread(sev);
+		break;
+	}
+}
+
+void kq_notify_fork_prepare(void)
+{
+	pthread_mutex_lock(&tlock);
+	if (tpool_ready)
+		kq_tpool_fork_prepare(&tpool);
+}
+
+void kq_notify_fork_parent(void)
+{
+	if (tpool_ready)
+		kq_tpool_fork_parent(&tpool);
+	pthread_mutex_unlock(&tlock);
+}
+
+void kq_notify_fork_child(void)
+{
+	if (tpool_ready)
+		kq_tpool_fork_child(&tpool);
+	tfree = NULL;
+	pthread_mutex_unlock(&tlock);
+}

@@ -1,0 +1,48 @@
+/* Shared macros and an intrusive doubly-linked list used across kqaio. */
+#ifndef KQ_COMMON_KQ_H
+#define KQ_COMMON_KQ_H
+
+#include <stddef.h>
+#include <stdbool.h>
+
+#define KQ_API          __attribute__((visibility("default")))
+#define kq_likely(x)    __builtin_expect(!!(x), 1)
+#define kq_unlikely(x)  __builtin_expect(!!(x), 0)
+#define kq_container_of(p, T, m) ((T *)((char *)(p)-offsetof(T, m)))
+
+/* A node that is not on any list points at itself, so removal is idempotent. */
+struct kq_link {
+	struct kq_link *prev, *next;
+};
+
+static inline void kq_list_init(struct kq_link *l)
+{
+	l->prev = l->next = l;
+}
+
+static inline bool kq_list_empty(const struct kq_link *l)
+{
+	return l->next == l;
+}
+
+static inline void kq_list_add_tail(struct kq_link *head, struct kq_link *n)
+{
+	n->prev = head->prev;
+	n->next = head;
+	head->prev->next = n;
+	head->prev = n;
+}
+
+static inline void kq_list_del(struct kq_link *n)
+{
+	n->prev->next = n->next;
+	n->next->prev = n->prev;
+	kq_list_init(n);
+}
+
+static inline struct kq_link *kq_list_first(struct kq_link *head)
+{
+	return kq_list_empty(head) ? NULL : head->next;
+}
+
+#endif
