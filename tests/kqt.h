@@ -1,0 +1,99 @@
+/* Shared helpers for kqaio's tests: temporary files with a known pattern, waits. */
+#ifndef KQT_H
+#define KQT_H
+
+#include <aio.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <kqaio/kqaio.h>
+
+/* The byte at file offset off of every pattern file. */
+static inline unsigned char kqt_byte(off_t off)
+{
+	return (unsigned char)((off * 131 + (off >> 12) * 7) & 0xff);
+}
+
+static inline void kqt_fill(void *buf, off_t off, size_t len)
+{
+	unsigned char *p = buf;
+	for (size_t i = 0; i < len; i++)
+		p[i] = kqt_byte(off + (off_t)i);
+}
+
+static inline int kqt_check(const void *buf, off_t off, size_t len)
+{
+	const unsigned char *p = buf;
+	for (size_t i = 0; i < len; i++)
+		if (p[i] != kqt_byte(off + (off_t)i))
+			return 0;
+	return 1;
+}
+
+/* An unlinked file in dir (NULL: /dev/shm, tmpfs), size bytes of the pattern. */
+static inline int kqt_file_in(const char *dir, size_t size)
+{
+	char path[256];
+	snprintf(path, sizeof path, "%s/kqaio-test-XXXXXX", dir ? dir : "/dev/shm");
+	int fd = mkstemp(path);
+	cr_assert(fd >= 0, "mkstemp %s: %s", path, strerror(errno));
+	unlink(path);
+	char buf[65536];
+	for (size_t off = 0; off < size; off += sizeof buf) {
+		size_t n = size - off < sizeof buf ? size - off : sizeof buf;
+		kqt_fill(buf, (off_t)off, n);
+		cr_assert(pwrite(fd, buf, n, (off_t)off) == (ssize_t)n);
+	}
+	return fd;
+}
+
+static inline int kqt_file(size_t size)
+{
+	return kqt_file_in(NULL, size);
+}
+
+/* A directory on a real disk (not tmpfs) for tests that want one. */
+static inline const char *kqt_disk_dir(void)
+{
+	const char *d = getenv("KQAIO_TEST_DISK_DIR");
+	return d ? d : "/var/tmp";
+}
+
+static inline void kqt_cb(struct aiocb *cb, int fd, void *buf, size_t n, off_t off)
+{
+	memset(cb, 0, sizeof *cb);
+	cb->aio_fildes = fd;
+	cb->aio_buf = buf;
+	cb->aio_nbytes = n;
+	cb->aio_offset = off;
+	cb->aio_sigevent.sigev_notify = SIGEV_NONE;
+}
+
+/* Waits for cb with aio_suspend and returns aio_return's value. */
+static inline ssize_t kqt_wait(struct aiocb *cb)
+{
+	const struct aiocb *l[1] = {cb};
+	while (aio_error(cb) == EINPROGRESS) {
+		int r = aio_suspend(l, 1, NULL);
+		cr_assert(r == 0 || errno == EINTR, "aio_suspend: %s", strerror(errno));
+	}
+	return aio_return(cb);
+}
+
+/* Polls cond for up to ms milliseconds. */
+#define kqt_eventually(cond, ms)                                                            \
+	({                                                                                  \
+		int ok_ = 0;                                                                \
+		for (int i_ = 0; i_ < (ms) && !(ok_ = !!(cond)); i_++)                      \
+			usleep(1000);                                                       \
+		ok_;                                                                        \
+	})
+
+#endif
