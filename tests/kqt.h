@@ -3,7 +3,11 @@
 #define KQT_H
 
 #include <aio.h>
+#ifdef KQT_SHIM
+#include "kqt_shim.h"
+#else
 #include <criterion/criterion.h>
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>

@@ -127,7 +127,7 @@ Test(rw, o_direct_reads)
 	int fd = open(path, O_RDONLY | O_DIRECT);
 	if (fd < 0)
 		cr_skip_test("O_DIRECT not supported in %s", kqt_disk_dir());
-	void *buf;
+	void *buf = NULL;
 	cr_assert_eq(posix_memalign(&buf, 4096, 65536), 0);
 	struct aiocb cb;
 	kqt_cb(&cb, fd, buf, 65536, 4096 * 3);

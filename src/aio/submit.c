@@ -262,4 +262,5 @@ void kq_record_failure(struct aiocb *cb, int err)
 	if (!kq_job_of(cb))
 		record_failure(cb, err);
 	pthread_mutex_unlock(&kq_aio.lock);
+	kq_stats_rejected();
 }
