@@ -128,7 +128,7 @@ demo: deps
 	@scripts/demo $(BUILD)
 
 install: all
-	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/kqaio/sys $(DESTDIR)$(BINDIR) \
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/kqaio $(DESTDIR)$(BINDIR) \
 		$(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7 \
 		$(DESTDIR)$(MANDIR)/man1
 	install -m 755 $(SO).$(VERSION) $(DESTDIR)$(LIBDIR)/
@@ -142,14 +142,14 @@ install: all
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
 		kqaio.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/kqaio.pc
-	for m in man/*.[137]; do \
+	for m in $(wildcard man/*.[137]); do \
 		s=$${m##*.}; install -m 644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libkqaio.so* $(DESTDIR)$(LIBDIR)/libkqaio.a
 	rm -rf $(DESTDIR)$(INCLUDEDIR)/kqaio
 	rm -f $(DESTDIR)$(BINDIR)/kqaio-run $(DESTDIR)$(PKGCONFIGDIR)/kqaio.pc
-	for m in man/*.[137]; do \
+	for m in $(wildcard man/*.[137]); do \
 		s=$${m##*.}; rm -f $(DESTDIR)$(MANDIR)/man$$s/$${m##*/}; done
 
 format:
