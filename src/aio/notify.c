@@ -41,7 +41,10 @@ static void send_signal(const struct sigevent *sev)
 		syscall(SYS_rt_sigqueueinfo, kq_aio.pid, si.si_signo, &si);
 }
 
-/* SIGEV_THREAD without attributes runs on a small pool of reusable threads. */
+/* SIGEV_THREAD without attributes runs on a small pool of reusable threads:
+ * callbacks beyond NOTIFY_THREADS running at once wait their turn. */
+#define NOTIFY_THREADS 32
+
 struct tnote {
 	struct kq_work work;
 	void (*fn)(union sigval);
@@ -99,7 +102,7 @@ static void run_thread(const struct sigevent *sev)
 	}
 	pthread_mutex_lock(&tlock);
 	if (!tpool_ready) {
-		kq_tpool_init(&tpool, 256, 1000, 0);
+		kq_tpool_init(&tpool, NOTIFY_THREADS, 1000, 0);
 		tpool_ready = 1;
 	}
 	struct tnote *t = tfree;
