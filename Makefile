@@ -111,7 +111,7 @@ deps:
 # The whole suite. KQAIO_TEST_JOBS sets Criterion's parallelism.
 check: deps
 	@$(MAKE) --no-print-directory all tests
-	KQAIO_BUILD=$(abspath $(BUILD)) KQAIO_SAN=$(SAN) \
+	KQAIO_BUILD=$(abspath $(BUILD)) KQAIO_SRC=$(CURDIR) KQAIO_SAN=$(SAN) \
 		LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp TSAN_OPTIONS=die_after_fork=0 \
 		$(TEST_BIN) --jobs $${KQAIO_TEST_JOBS:-2} $(TESTFLAGS)
 
