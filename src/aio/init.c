@@ -2,6 +2,7 @@
 #include "aio/aio.h"
 
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "common/env.h"
@@ -62,6 +63,9 @@ static void init_once(void)
 	kq_tpool_init(&kq_aio.workers, (int)kq_config.threads, (int)kq_config.idle_ms, 64 * 1024);
 	kq_stats_init();
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
+	const char *be = getenv("KQAIO_BACKEND");
+	if (be && *be && strcmp(be, "pool"))
+		kq_debug("KQAIO_BACKEND=%s: not available in this build; using pool", be);
 	kq_debug("backend pool, %ld threads at most", kq_config.threads);
 }
 

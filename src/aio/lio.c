@@ -99,7 +99,7 @@ KQ_API int lio_listio(int mode, struct aiocb *const list[], int nent, struct sig
 				break;
 			}
 		}
-		if (!err && l->failed)
+		if (err != EINTR && l->failed)
 			err = EIO;
 	}
 	pthread_mutex_lock(&kq_aio.lock);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 enum { SUB_READ, SUB_WRITE, SUB_READV, SUB_WRITEV, SUB_FSYNC, SUB_FDSYNC };
 
@@ -50,7 +51,10 @@ static int validate(struct aiocb *cb, int sub, struct req *r)
 	struct stat st;
 	if (fstat(cb->aio_fildes, &st) < 0)
 		return EBADF;
-	if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) {
+	/* Character devices that seek (/dev/zero, /dev/null) take offsets like files;
+	 * ttys, pipes and sockets are streams. */
+	if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) ||
+	    (S_ISCHR(st.st_mode) && lseek(cb->aio_fildes, 0, SEEK_CUR) >= 0)) {
 		if (cb->aio_offset < 0)
 			return EINVAL;
 		if (!rd && (fl & O_APPEND))
@@ -147,6 +151,9 @@ int kq_submit(struct aiocb *cb, int sub, struct kq_list *list, int *errp)
 {
 	struct req r = {0};
 	int err = validate(cb, sub, &r);
+	/* A job is accepted only where a thread can run it. */
+	if (!err && !(r.flags & KQ_J_STREAM))
+		err = kq_tpool_ensure(&kq_aio.workers);
 	pthread_mutex_lock(&kq_aio.lock);
 	int busy = claim_cb(cb);
 	if (busy) {

@@ -91,15 +91,24 @@ int kq_tpool_push(struct kq_tpool *p, struct kq_work *w)
 		pthread_cond_signal(&p->cond);
 	int err = 0;
 	if (p->queued > p->nidle && p->nthreads < p->max) {
+		/* On failure the item stays queued for the running threads, or for
+		 * the next push to try again; it is never dropped. */
 		err = kq_thread_start(NULL, p->stack_size, worker, p);
 		if (!err)
 			p->nthreads++;
-		else if (p->nthreads == 0) {
-			kq_list_del(&w->link);
-			p->queued--;
-		} else
-			err = 0; /* the running threads will get to it */
+		else if (p->nthreads)
+			err = 0;
 	}
+	pthread_mutex_unlock(&p->lock);
+	return err ? EAGAIN : 0;
+}
+
+int kq_tpool_ensure(struct kq_tpool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	int err = 0;
+	if (!p->nthreads && !(err = kq_thread_start(NULL, p->stack_size, worker, p)))
+		p->nthreads++;
 	pthread_mutex_unlock(&p->lock);
 	return err ? EAGAIN : 0;
 }

@@ -24,9 +24,11 @@ struct kq_tpool {
 };
 
 void kq_tpool_init(struct kq_tpool *p, int max, int idle_ms, size_t stack_size);
-/* Queues w. Returns 0, or EAGAIN when no thread exists and none can start
- * (w is then not queued). */
+/* Queues w. Returns 0, or EAGAIN when no thread exists and none could start
+ * (w stays queued: the next push tries again). */
 int kq_tpool_push(struct kq_tpool *p, struct kq_work *w);
+/* Makes sure one thread exists. Returns 0 or EAGAIN. */
+int kq_tpool_ensure(struct kq_tpool *p);
 /* Takes w back if no thread has picked it up yet; true if it did. */
 bool kq_tpool_remove(struct kq_tpool *p, struct kq_work *w);
 void kq_tpool_tune(struct kq_tpool *p, int max, int idle_ms);
