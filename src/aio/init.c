@@ -26,6 +26,9 @@ static void state_reset(void)
 
 static void fork_prepare(void)
 {
+	/* Already done; the call orders this thread after start-up for ThreadSanitizer,
+	 * which cannot see the lock glibc holds around its atfork list. */
+	kq_aio_init();
 	kq_notify_fork_prepare();
 	pthread_mutex_lock(&kq_aio.lock);
 	kq_tpool_fork_prepare(&kq_aio.workers);
@@ -60,7 +63,8 @@ static void init_once(void)
 	kq_config.stats = kq_env_flag("KQAIO_STATS");
 	state_reset();
 	/* I/O workers need little stack: reads and writes go straight to the kernel. */
-	kq_tpool_init(&kq_aio.workers, (int)kq_config.threads, (int)kq_config.idle_ms, 64 * 1024);
+	kq_tpool_init(&kq_aio.workers, "kqaio-io", (int)kq_config.threads, (int)kq_config.idle_ms,
+		      64 * 1024);
 	kq_stats_init();
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 	const char *be = getenv("KQAIO_BACKEND");

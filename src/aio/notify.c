@@ -102,7 +102,7 @@ static void run_thread(const struct sigevent *sev)
 	}
 	pthread_mutex_lock(&tlock);
 	if (!tpool_ready) {
-		kq_tpool_init(&tpool, NOTIFY_THREADS, 1000, 0);
+		kq_tpool_init(&tpool, "kqaio-notify", NOTIFY_THREADS, 1000, 0);
 		tpool_ready = 1;
 	}
 	struct tnote *t = tfree;

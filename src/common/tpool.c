@@ -14,8 +14,9 @@ static void cond_init(pthread_cond_t *c)
 	pthread_condattr_destroy(&a);
 }
 
-void kq_tpool_init(struct kq_tpool *p, int max, int idle_ms, size_t stack_size)
+void kq_tpool_init(struct kq_tpool *p, const char *name, int max, int idle_ms, size_t stack_size)
 {
+	p->name = name;
 	pthread_mutex_init(&p->lock, NULL);
 	cond_init(&p->cond);
 	kq_list_init(&p->queue);
@@ -51,6 +52,7 @@ int kq_thread_start(const pthread_attr_t *attr, size_t stack_size, void *(*fn)(v
 static void *worker(void *arg)
 {
 	struct kq_tpool *p = arg;
+	pthread_setname_np(pthread_self(), p->name);
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
 		struct kq_link *l = kq_list_first(&p->queue);
@@ -149,5 +151,5 @@ void kq_tpool_fork_parent(struct kq_tpool *p)
 void kq_tpool_fork_child(struct kq_tpool *p)
 {
 	pthread_mutex_unlock(&p->lock);
-	kq_tpool_init(p, p->max, p->idle_ms, p->stack_size);
+	kq_tpool_init(p, p->name, p->max, p->idle_ms, p->stack_size);
 }

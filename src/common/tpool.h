@@ -14,6 +14,7 @@ struct kq_work {
 };
 
 struct kq_tpool {
+	const char *name; /* the threads' name, as top -H shows it */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct kq_link queue;
@@ -23,7 +24,7 @@ struct kq_tpool {
 	size_t stack_size;  /* 0: the system default */
 };
 
-void kq_tpool_init(struct kq_tpool *p, int max, int idle_ms, size_t stack_size);
+void kq_tpool_init(struct kq_tpool *p, const char *name, int max, int idle_ms, size_t stack_size);
 /* Queues w. Returns 0, or EAGAIN when no thread exists and none could start
  * (w stays queued: the next push tries again). */
 int kq_tpool_push(struct kq_tpool *p, struct kq_work *w);

@@ -37,6 +37,7 @@ static void try_io(struct kq_job *j, struct kq_batch *b)
 static void *poller(void *arg)
 {
 	int epfd = (int)(intptr_t)arg;
+	pthread_setname_np(pthread_self(), "kqaio-poll");
 	struct epoll_event ev[64];
 	for (;;) {
 		int n = epoll_wait(epfd, ev, 64, -1);
