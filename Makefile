@@ -93,7 +93,11 @@ $(BUILD)/examples/%: examples/%.c $(SO)
 	@mkdir -p $(dir $@)
 	$(CC) $(PROG_CFLAGS) $< -o $@ $(PROG_LDFLAGS)
 
-tests: $(TEST_BIN) $(BUILD)/tests/glibc-client
+tests: $(TEST_BIN) $(BUILD)/tests/glibc-client $(BUILD)/tests/big-tls
+
+$(BUILD)/tests/big-tls: tests/interop/big-tls.c $(SO)
+	@mkdir -p $(dir $@)
+	$(CC) $(PROG_CFLAGS) $< -o $@ $(PROG_LDFLAGS)
 
 # Built against glibc alone: the drop-in test runs it under kqaio-run.
 $(BUILD)/tests/glibc-client: tests/interop/glibc-client.c

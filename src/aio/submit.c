@@ -152,7 +152,7 @@ int kq_submit(struct aiocb *cb, int sub, struct kq_list *list, int *errp)
 	struct req r = {0};
 	int err = validate(cb, sub, &r);
 	/* A job is accepted only where a thread can run it. */
-	if (!err && !(r.flags & KQ_J_STREAM))
+	if (!err)
 		err = kq_tpool_ensure(&kq_aio.workers);
 	pthread_mutex_lock(&kq_aio.lock);
 	int busy = claim_cb(cb);

@@ -32,19 +32,26 @@ int kq_thread_start(const pthread_attr_t *attr, size_t stack_size, void *(*fn)(v
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	pthread_attr_t own;
-	int err = 0;
-	if (!attr) {
+	pthread_t t;
+	int err;
+	if (attr) {
+		err = pthread_create(&t, attr, fn, arg);
+	} else {
+		pthread_attr_t own;
 		pthread_attr_init(&own);
 		pthread_attr_setdetachstate(&own, PTHREAD_CREATE_DETACHED);
 		if (stack_size)
 			pthread_attr_setstacksize(&own, stack_size);
-		attr = &own;
-	}
-	pthread_t t;
-	err = pthread_create(&t, attr, fn, arg);
-	if (attr == &own)
+		err = pthread_create(&t, &own, fn, arg);
+		if (err == EINVAL && stack_size) {
+			/* The program's static TLS does not fit a small stack. */
+			pthread_attr_destroy(&own);
+			pthread_attr_init(&own);
+			pthread_attr_setdetachstate(&own, PTHREAD_CREATE_DETACHED);
+			err = pthread_create(&t, &own, fn, arg);
+		}
 		pthread_attr_destroy(&own);
+	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return err;
 }
