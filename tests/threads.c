@@ -1,0 +1,426 @@
+/* Many threads at once: submitting and reaping on shared and separate files, several
+ * aio_waitcomplete callers sharing the done queue, waiters on one job, cancel racing
+ * completion, and aio_init tuning the worker pool. Every job ends exactly once. */
+#include "kqt.h"
+
+#include <dirent.h>
+#include <pthread.h>
+#include <time.h>
+
+TestSuite(threads, .timeout = 30);
+
+enum { NT = 8 };
+
+static ssize_t th_wait(struct aiocb *cb)
+{
+	const struct aiocb *l[1] = {cb};
+	for (int i = 0; i < 2000 && aio_error(cb) == EINPROGRESS; i++) {
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		aio_suspend(l, 1, &ts);
+	}
+	return aio_error(cb) == EINPROGRESS ? -2 : aio_return(cb);
+}
+
+/* Worker threads record their first failure here; the test asserts on it. */
+struct failure {
+	pthread_mutex_t lock;
+	char msg[200];
+};
+
+static struct failure fail = {PTHREAD_MUTEX_INITIALIZER, ""};
+
+#define TH_CHECK(cond, ...)                                                                        \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			pthread_mutex_lock(&fail.lock);                                            \
+			if (!fail.msg[0])                                                          \
+				snprintf(fail.msg, sizeof fail.msg, __VA_ARGS__);                  \
+			pthread_mutex_unlock(&fail.lock);                                          \
+			return NULL;                                                               \
+		}                                                                                  \
+	} while (0)
+
+static void no_failure(void)
+{
+	cr_assert_eq(fail.msg[0], 0, "%s", fail.msg);
+}
+
+struct rwarg {
+	int fd, id;
+	off_t base; /* this thread's region (shared file) */
+};
+
+/* Writes its region in batches, reads it back in batches; checks every result. */
+static void *rw_thread(void *arg)
+{
+	struct rwarg *a = arg;
+	enum { B = 16, SZ = 4096, ROUNDS = 8 };
+	/* On the heap: a large __thread array would be in every thread's static TLS. */
+	char(*bufs)[SZ] = malloc(sizeof(char[B][SZ]));
+	TH_CHECK(bufs, "malloc");
+	struct aiocb cbs[B];
+	for (int r = 0; r < ROUNDS; r++) {
+		for (int i = 0; i < B; i++) {
+			off_t off = a->base + (off_t)(r * B + i) * SZ;
+			kqt_fill(bufs[i], off, SZ);
+			kqt_cb(&cbs[i], a->fd, bufs[i], SZ, off);
+			TH_CHECK(aio_write(&cbs[i]) == 0, "thread %d aio_write: %s", a->id,
+				 strerror(errno));
+		}
+		for (int i = 0; i < B; i++) {
+			ssize_t n = th_wait(&cbs[i]);
+			TH_CHECK(n == SZ, "thread %d write %d: %zd", a->id, i, n);
+			errno = 0;
+			TH_CHECK(aio_return(&cbs[i]) == -1 && errno == EINVAL,
+				 "thread %d write %d reaped twice", a->id, i);
+		}
+		for (int i = 0; i < B; i++) {
+			off_t off = a->base + (off_t)(r * B + i) * SZ;
+			memset(bufs[i], 0, SZ);
+			kqt_cb(&cbs[i], a->fd, bufs[i], SZ, off);
+			TH_CHECK(aio_read(&cbs[i]) == 0, "thread %d aio_read: %s", a->id,
+				 strerror(errno));
+		}
+		for (int i = 0; i < B; i++) {
+			ssize_t n = th_wait(&cbs[i]);
+			TH_CHECK(n == SZ, "thread %d read %d: %zd", a->id, i, n);
+			TH_CHECK(kqt_check(bufs[i], cbs[i].aio_offset, SZ),
+				 "thread %d read %d: wrong data", a->id, i);
+		}
+	}
+	free(bufs);
+	return NULL;
+}
+
+static void run_rw(int shared)
+{
+	struct rwarg a[NT];
+	pthread_t t[NT];
+	int sfd = shared ? kqt_file(0) : -1;
+	for (int i = 0; i < NT; i++) {
+		a[i].id = i;
+		a[i].fd = shared ? sfd : kqt_file(0);
+		a[i].base = shared ? (off_t)i * (1 << 20) : 0;
+		cr_assert_eq(pthread_create(&t[i], NULL, rw_thread, &a[i]), 0);
+	}
+	for (int i = 0; i < NT; i++)
+		pthread_join(t[i], NULL);
+	no_failure();
+	struct kqaio_stats s;
+	cr_assert_eq(kqaio_get_stats(&s, sizeof s), 0);
+	cr_assert_eq(s.completed, s.submitted);
+	cr_assert_eq(s.submitted, (uint64_t)NT * 8 * 16 * 2);
+	if (shared) {
+		/* Everything landed where it was meant to. */
+		static char back[8 * 16 * 4096];
+		for (int i = 0; i < NT; i++) {
+			cr_assert_eq(pread(sfd, back, sizeof back, a[i].base),
+				     (ssize_t)sizeof back);
+			cr_assert(kqt_check(back, a[i].base, sizeof back), "region %d", i);
+		}
+	}
+}
+
+Test(threads, submit_and_reap_on_separate_files)
+{
+	run_rw(0);
+}
+
+Test(threads, submit_and_reap_on_one_shared_file)
+{
+	run_rw(1);
+}
+
+enum { WC_JOBS = 2000, WC_COLLECTORS = 4, WC_SUBMITTERS = 2 };
+
+struct wc {
+	int fd;
+	struct aiocb *cbs;
+	char (*bufs)[512];
+	int seen[WC_JOBS];
+	int submitted, collected;
+};
+
+static void *wc_submitter(void *arg)
+{
+	struct wc *w = arg;
+	for (;;) {
+		int i = __atomic_fetch_add(&w->submitted, 1, __ATOMIC_RELAXED);
+		if (i >= WC_JOBS)
+			break;
+		kqt_cb(&w->cbs[i], w->fd, w->bufs[i], 512, (off_t)i * 512);
+		TH_CHECK(aio_read(&w->cbs[i]) == 0, "aio_read %d: %s", i, strerror(errno));
+	}
+	return NULL;
+}
+
+static void *wc_collector(void *arg)
+{
+	struct wc *w = arg;
+	struct timespec end;
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += 20;
+	while (__atomic_load_n(&w->collected, __ATOMIC_ACQUIRE) < WC_JOBS) {
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		TH_CHECK(now.tv_sec < end.tv_sec, "collected only %d of %d jobs",
+			 __atomic_load_n(&w->collected, __ATOMIC_RELAXED), WC_JOBS);
+		struct aiocb *cb;
+		struct timespec ts = {0, 50 * 1000 * 1000};
+		ssize_t n = aio_waitcomplete(&cb, &ts);
+		if (n < 0 && errno == EAGAIN && !cb)
+			continue;
+		TH_CHECK(cb, "aio_waitcomplete: %zd, %s, no aiocb", n, strerror(errno));
+		long i = cb - w->cbs;
+		TH_CHECK(i >= 0 && i < WC_JOBS, "aio_waitcomplete returned a stranger %p",
+			 (void *)cb);
+		TH_CHECK(__atomic_add_fetch(&w->seen[i], 1, __ATOMIC_RELAXED) == 1,
+			 "job %ld returned twice", i);
+		TH_CHECK(n == 512, "job %ld: %zd (%s)", i, n, strerror(errno));
+		TH_CHECK(kqt_check(w->bufs[i], (off_t)i * 512, 512), "job %ld: wrong data", i);
+		__atomic_add_fetch(&w->collected, 1, __ATOMIC_RELEASE);
+	}
+	return NULL;
+}
+
+Test(threads, waitcomplete_from_several_threads_takes_each_job_once)
+{
+	static struct wc w;
+	static struct aiocb cbs[WC_JOBS];
+	static char bufs[WC_JOBS][512];
+	w.fd = kqt_file(WC_JOBS * 512);
+	w.cbs = cbs;
+	w.bufs = bufs;
+	pthread_t c[WC_COLLECTORS], s[WC_SUBMITTERS];
+	/* Collectors are waiting before the first job exists. */
+	for (int i = 0; i < WC_COLLECTORS; i++)
+		cr_assert_eq(pthread_create(&c[i], NULL, wc_collector, &w), 0);
+	for (int i = 0; i < WC_SUBMITTERS; i++)
+		cr_assert_eq(pthread_create(&s[i], NULL, wc_submitter, &w), 0);
+	for (int i = 0; i < WC_SUBMITTERS; i++)
+		pthread_join(s[i], NULL);
+	for (int i = 0; i < WC_COLLECTORS; i++)
+		pthread_join(c[i], NULL);
+	no_failure();
+	cr_assert_eq(w.collected, WC_JOBS);
+	for (int i = 0; i < WC_JOBS; i++)
+		cr_assert_eq(w.seen[i], 1, "job %d seen %d times", i, w.seen[i]);
+	/* The done queue is empty now, and the aiocbs name no job. */
+	struct aiocb *cb;
+	struct timespec zero = {0, 0};
+	cr_assert_eq(aio_waitcomplete(&cb, &zero), -1);
+	cr_assert_eq(errno, EAGAIN);
+	errno = 0;
+	cr_assert_eq(aio_return(&cbs[0]), -1);
+	cr_assert_eq(errno, EINVAL);
+}
+
+struct susp {
+	struct aiocb *cb;
+	int r, err;
+};
+
+static void *susp_thread(void *arg)
+{
+	struct susp *s = arg;
+	const struct aiocb *l[1] = {s->cb};
+	struct timespec ts = {20, 0};
+	s->r = aio_suspend(l, 1, &ts);
+	s->err = errno;
+	return NULL;
+}
+
+Test(threads, several_threads_suspended_on_one_job_all_wake)
+{
+	int p[2];
+	cr_assert_eq(pipe(p), 0);
+	char buf[8];
+	struct aiocb cb;
+	kqt_cb(&cb, p[0], buf, sizeof buf, 0);
+	cr_assert_eq(aio_read(&cb), 0);
+	static struct susp s[NT];
+	pthread_t t[NT];
+	for (int i = 0; i < NT; i++) {
+		s[i] = (struct susp){&cb, -2, 0};
+		cr_assert_eq(pthread_create(&t[i], NULL, susp_thread, &s[i]), 0);
+	}
+	usleep(50 * 1000);
+	cr_assert_eq(write(p[1], "wake", 4), 4);
+	for (int i = 0; i < NT; i++) {
+		pthread_join(t[i], NULL);
+		cr_assert_eq(s[i].r, 0, "waiter %d: %d (%s)", i, s[i].r, strerror(s[i].err));
+	}
+	cr_assert_eq(aio_return(&cb), 4);
+}
+
+enum { CR_JOBS = 300 };
+
+struct cancel_race {
+	int rfd, wfd;
+	struct aiocb cbs[CR_JOBS];
+	char bufs[CR_JOBS][16];
+	int stop;
+};
+
+static void *cr_canceller(void *arg)
+{
+	struct cancel_race *c = arg;
+	for (int i = CR_JOBS - 1; i >= 0; i -= 2) {
+		int r = aio_cancel(c->rfd, &c->cbs[i]);
+		TH_CHECK(r == AIO_CANCELED || r == AIO_ALLDONE || r == AIO_NOTCANCELED,
+			 "aio_cancel %d: %d (%s)", i, r, strerror(errno));
+	}
+	return NULL;
+}
+
+static void *cr_writer(void *arg)
+{
+	struct cancel_race *c = arg;
+	char rec[16];
+	memset(rec, 'w', sizeof rec);
+	for (int i = 0; i < CR_JOBS / 2; i++)
+		TH_CHECK(write(c->wfd, rec, sizeof rec) == (ssize_t)sizeof rec, "write: %s",
+			 strerror(errno));
+	return NULL;
+}
+
+Test(threads, cancel_racing_completion_ends_each_job_once)
+{
+	/* Reads on a pipe while one thread writes records and another cancels: every
+	 * job ends exactly once, cancelled or with a record, and no byte is lost. */
+	static struct cancel_race c;
+	int p[2];
+	cr_assert_eq(pipe(p), 0);
+	c.rfd = p[0];
+	c.wfd = p[1];
+	for (int i = 0; i < CR_JOBS; i++) {
+		kqt_cb(&c.cbs[i], p[0], c.bufs[i], 16, 0);
+		cr_assert_eq(aio_read(&c.cbs[i]), 0);
+	}
+	pthread_t tw, tc;
+	cr_assert_eq(pthread_create(&tw, NULL, cr_writer, &c), 0);
+	cr_assert_eq(pthread_create(&tc, NULL, cr_canceller, &c), 0);
+	pthread_join(tw, NULL);
+	pthread_join(tc, NULL);
+	no_failure();
+	/* Close the writer: reads still waiting get EOF. */
+	close(p[1]);
+	long bytes = 0;
+	int ncancel = 0;
+	for (int i = 0; i < CR_JOBS; i++) {
+		const struct aiocb *l[1] = {&c.cbs[i]};
+		for (int k = 0; k < 1000 && aio_error(&c.cbs[i]) == EINPROGRESS; k++) {
+			struct timespec ts = {0, 10 * 1000 * 1000};
+			aio_suspend(l, 1, &ts);
+		}
+		int e = aio_error(&c.cbs[i]);
+		cr_assert_neq(e, EINPROGRESS, "job %d never ended", i);
+		errno = 0;
+		ssize_t n = aio_return(&c.cbs[i]);
+		if (e == ECANCELED) {
+			cr_assert_eq(n, -1);
+			cr_assert_eq(errno, ECANCELED);
+			cr_assert(i % 2 == 1, "job %d was not targeted but was cancelled", i);
+			ncancel++;
+		} else {
+			cr_assert_eq(e, 0, "job %d: %s", i, strerror(e));
+			cr_assert(n >= 0 && n <= 16, "job %d: %zd", i, n);
+			bytes += n;
+		}
+		errno = 0;
+		cr_assert_eq(aio_return(&c.cbs[i]), -1, "job %d reaped twice", i);
+		cr_assert_eq(errno, EINVAL);
+	}
+	/* Every byte written went to exactly one read (none left in the pipe). */
+	char rest[16];
+	ssize_t left = read(p[0], rest, sizeof rest);
+	cr_assert_eq(left, 0, "%zd bytes left in the pipe", left);
+	cr_assert_eq(bytes, CR_JOBS / 2 * 16, "reads got %ld of %d bytes (%d cancelled)", bytes,
+		     CR_JOBS / 2 * 16, ncancel);
+	struct kqaio_stats s;
+	cr_assert_eq(kqaio_get_stats(&s, sizeof s), 0);
+	cr_assert_eq(s.completed, CR_JOBS);
+	cr_assert_eq(s.cancelled, (uint64_t)ncancel);
+}
+
+/* kqaio's I/O workers, by the name they give themselves (a sanitizer's own
+ * threads do not count). */
+static int count_io_threads(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	cr_assert(d);
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		char path[300], comm[32] = "";
+		snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+		FILE *f = fopen(path, "r");
+		if (f) {
+			if (!fgets(comm, sizeof comm, f))
+				comm[0] = 0;
+			fclose(f);
+		}
+		n += !strcmp(comm, "kqaio-io\n");
+	}
+	closedir(d);
+	return n;
+}
+
+Test(threads, aio_init_with_one_thread_completes_100_jobs)
+{
+	struct aioinit init = {.aio_threads = 1, .aio_num = 100, .aio_idle_time = 60};
+	aio_init(&init);
+	int fd = kqt_file(1 << 20);
+	enum { N = 100 };
+	static struct aiocb cbs[N];
+	static char bufs[N][8192];
+	/* One job first: its worker (kept for a minute) counts in the baseline. */
+	kqt_cb(&cbs[0], fd, bufs[0], 1, 0);
+	cr_assert_eq(aio_read(&cbs[0]), 0);
+	cr_assert_eq(th_wait(&cbs[0]), 1);
+	cr_assert_eq(count_io_threads(), 1);
+	/* Reads and writes mixed, all queued at once behind one worker. */
+	for (int i = 0; i < N; i++) {
+		off_t off = (off_t)i * 8192;
+		if (i % 2) {
+			kqt_fill(bufs[i], off, 8192);
+			kqt_cb(&cbs[i], fd, bufs[i], 8192, off);
+			cr_assert_eq(aio_write(&cbs[i]), 0);
+		} else {
+			kqt_cb(&cbs[i], fd, bufs[i], 8192, off);
+			cr_assert_eq(aio_read(&cbs[i]), 0);
+		}
+	}
+	int most = count_io_threads();
+	for (int i = 0; i < N; i++) {
+		cr_assert_eq(th_wait(&cbs[i]), 8192, "job %d", i);
+		cr_assert(kqt_check(bufs[i], (off_t)i * 8192, 8192), "job %d data", i);
+		int now = count_io_threads();
+		most = now > most ? now : most;
+	}
+	/* 100 queued jobs would start many workers; with aio_threads = 1 none is added. */
+	cr_assert_eq(most, 1, "%d I/O threads with aio_threads = 1", most);
+	/* Tuning again later, upwards, keeps things working. */
+	init.aio_threads = 8;
+	aio_init(&init);
+	for (int i = 0; i < N; i++) {
+		kqt_cb(&cbs[i], fd, bufs[i], 8192, (off_t)(N - 1 - i) * 8192);
+		cr_assert_eq(aio_read(&cbs[i]), 0);
+	}
+	for (int i = 0; i < N; i++) {
+		cr_assert_eq(th_wait(&cbs[i]), 8192, "job %d", i);
+		cr_assert(kqt_check(bufs[i], (off_t)(N - 1 - i) * 8192, 8192), "job %d data", i);
+	}
+}
+
+Test(threads, threads_start_under_a_large_static_tls)
+{
+	const char *b = getenv("KQAIO_BUILD");
+	cr_assert(b, "KQAIO_BUILD is not set (run through make check)");
+	char cmd[512];
+	snprintf(cmd, sizeof cmd, "%s/tests/big-tls >/dev/null", b);
+	int st = system(cmd);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "big-tls exited with %d", st);
+}
