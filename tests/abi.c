@@ -32,11 +32,11 @@ Test(abi, aiocb_layout_is_glibc)
 }
 
 static const char *const exported[] = {
-	"aio_cancel",  "aio_cancel64", "aio_error",   "aio_error64",  "aio_fsync",
-	"aio_fsync64", "aio_init",     "aio_read",    "aio_read64",   "aio_readv",
-	"aio_return",  "aio_return64", "aio_suspend", "aio_suspend64", "aio_waitcomplete",
-	"aio_write",   "aio_write64",  "aio_writev",  "kqaio_backend", "kqaio_get_stats",
-	"kqaio_version", "lio_listio", "lio_listio64",
+    "aio_cancel",    "aio_cancel64", "aio_error",    "aio_error64",   "aio_fsync",
+    "aio_fsync64",   "aio_init",     "aio_read",     "aio_read64",    "aio_readv",
+    "aio_return",    "aio_return64", "aio_suspend",  "aio_suspend64", "aio_waitcomplete",
+    "aio_write",     "aio_write64",  "aio_writev",   "kqaio_backend", "kqaio_get_stats",
+    "kqaio_version", "lio_listio",   "lio_listio64",
 };
 
 static const char *build_dir(void)
@@ -89,19 +89,19 @@ static int run(const char *cmd, char *out, size_t len)
 Test(abi, unmodified_glibc_program_runs_on_kqaio)
 {
 	char cmd[1024], out[8192];
-	snprintf(cmd, sizeof cmd,
-		 "cd %s && KQAIO_STATS=1 ./kqaio-run ./tests/glibc-client 2>&1", build_dir());
+	snprintf(cmd, sizeof cmd, "cd %s && KQAIO_STATS=1 ./kqaio-run ./tests/glibc-client 2>&1",
+		 build_dir());
 	cr_assert_eq(run(cmd, out, sizeof out), 0, "%s", out);
 	unsigned long long sub = 0, done = 0;
 	const char *l = strstr(out, "kqaio: pid");
 	cr_assert(l, "no KQAIO_STATS line: kqaio did not serve it\n%s", out);
-	cr_assert_eq(sscanf(strstr(l, "pool:"), "pool: %llu submitted, %llu completed", &sub, &done),
-		     2, "%s", l);
+	cr_assert_eq(
+	    sscanf(strstr(l, "pool:"), "pool: %llu submitted, %llu completed", &sub, &done), 2,
+	    "%s", l);
 	cr_assert_eq(sub, 129, "64 list writes, 64 reads and one fsync: %s", l);
 	cr_assert_eq(done, 129, "%s", l);
 	/* Without the preload the same binary uses glibc and prints no stats. */
-	snprintf(cmd, sizeof cmd, "cd %s && KQAIO_STATS=1 ./tests/glibc-client 2>&1",
-		 build_dir());
+	snprintf(cmd, sizeof cmd, "cd %s && KQAIO_STATS=1 ./tests/glibc-client 2>&1", build_dir());
 	cr_assert_eq(run(cmd, out, sizeof out), 0, "%s", out);
 	cr_assert(!strstr(out, "kqaio:"), "%s", out);
 }

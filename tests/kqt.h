@@ -92,12 +92,12 @@ static inline ssize_t kqt_wait(struct aiocb *cb)
 }
 
 /* Polls cond for up to ms milliseconds. */
-#define kqt_eventually(cond, ms)                                                            \
-	({                                                                                  \
-		int ok_ = 0;                                                                \
-		for (int i_ = 0; i_ < (ms) && !(ok_ = !!(cond)); i_++)                      \
-			usleep(1000);                                                       \
-		ok_;                                                                        \
+#define kqt_eventually(cond, ms)                                                                   \
+	({                                                                                         \
+		int ok_ = 0;                                                                       \
+		for (int i_ = 0; i_ < (ms) && !(ok_ = !!(cond)); i_++)                             \
+			usleep(1000);                                                              \
+		ok_;                                                                               \
 	})
 
 #endif

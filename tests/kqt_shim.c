@@ -18,8 +18,8 @@ struct test {
 static struct test tests[1024];
 static int ntests, failures;
 
-void kqt_register(const char *suite, const char *name, void (*fn)(void),
-		  const struct kqt_opts *so, const struct kqt_opts *o)
+void kqt_register(const char *suite, const char *name, void (*fn)(void), const struct kqt_opts *so,
+		  const struct kqt_opts *o)
 {
 	if (ntests == (int)(sizeof tests / sizeof *tests))
 		abort();

@@ -11,9 +11,9 @@
 TestSuite(man, .timeout = 60);
 
 static const char *const public_functions[] = {
-    "aio_read",	  "aio_write",	   "aio_readv",	       "aio_writev", "aio_fsync",
-    "aio_error",  "aio_return",	   "aio_suspend",      "aio_cancel", "lio_listio",
-    "aio_waitcomplete", "aio_init", "kqaio_version",   "kqaio_backend", "kqaio_get_stats",
+    "aio_read",		"aio_write",  "aio_readv",     "aio_writev",	"aio_fsync",
+    "aio_error",	"aio_return", "aio_suspend",   "aio_cancel",	"lio_listio",
+    "aio_waitcomplete", "aio_init",   "kqaio_version", "kqaio_backend", "kqaio_get_stats",
 };
 
 /* The absolute path of the source tree's man/ directory, into buf. */
@@ -52,9 +52,10 @@ static int has_suffix(const char *s, const char *suffix)
 Test(man, pages_render_without_warnings)
 {
 	char out[16384];
-	cr_assert_eq(run("command -v man >/dev/null 2>&1 && command -v groff >/dev/null 2>&1",
-			 out, sizeof out),
-		     0, "man or groff is missing: install the Debian packages man-db and groff-base");
+	cr_assert_eq(run("command -v man >/dev/null 2>&1 && command -v groff >/dev/null 2>&1", out,
+			 sizeof out),
+		     0,
+		     "man or groff is missing: install the Debian packages man-db and groff-base");
 	char dir[PATH_MAX];
 	man_dir(dir, sizeof dir);
 
@@ -138,8 +139,8 @@ Test(man, every_public_function_has_a_page)
 			snprintf(page, sizeof page, "%s/%s", dir, target);
 			if (stat(page, &st) < 0) {
 				missing++;
-				cr_log_error("man/%s.3 links to missing man/%s", public_functions[i],
-					     target);
+				cr_log_error("man/%s.3 links to missing man/%s",
+					     public_functions[i], target);
 			}
 		}
 	}

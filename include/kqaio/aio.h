@@ -20,7 +20,7 @@ extern "C" {
 
 /* FreeBSD 13: a vectored request keeps its iovec array and count here. */
 #ifndef aio_iov
-#define aio_iov    aio_buf
+#define aio_iov	   aio_buf
 #define aio_iovcnt aio_nbytes
 #endif
 
@@ -30,7 +30,7 @@ extern "C" {
 #define SIGEV_KEVENT 3
 #endif
 #ifndef sigev_notify_kqueue
-#define sigev_notify_kqueue       sigev_signo
+#define sigev_notify_kqueue	  sigev_signo
 #define sigev_notify_kevent_flags _sigev_un._pad[0]
 #endif
 #ifndef sigev_notify_thread_id

@@ -12,16 +12,16 @@ extern "C" {
 #define KQAIO_VERSION_MAJOR 0
 #define KQAIO_VERSION_MINOR 1
 #define KQAIO_VERSION_PATCH 0
-#define KQAIO_VERSION       "0.1.0"
+#define KQAIO_VERSION	    "0.1.0"
 
 /* Counters since the process (or, after fork, the child) started using kqaio. */
 struct kqaio_stats {
-	uint64_t submitted;     /* jobs accepted by aio_* and lio_listio */
-	uint64_t completed;     /* jobs that ended, whatever their result */
-	uint64_t cancelled;     /* of those, ended by aio_cancel */
-	uint64_t failed;        /* of those, ended with an error other than ECANCELED */
-	uint64_t rejected;      /* submissions refused with an errno */
-	uint64_t bytes_read;    /* bytes moved by completed reads */
+	uint64_t submitted;	/* jobs accepted by aio_* and lio_listio */
+	uint64_t completed;	/* jobs that ended, whatever their result */
+	uint64_t cancelled;	/* of those, ended by aio_cancel */
+	uint64_t failed;	/* of those, ended with an error other than ECANCELED */
+	uint64_t rejected;	/* submissions refused with an errno */
+	uint64_t bytes_read;	/* bytes moved by completed reads */
 	uint64_t bytes_written; /* bytes moved by completed writes */
 };
 

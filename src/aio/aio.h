@@ -25,10 +25,10 @@ enum kq_where {
 };
 
 enum {
-	KQ_J_STREAM = 1,   /* non-seekable fd: ordered, waits for readiness */
-	KQ_J_ORDERED = 2,  /* runs in submission order on its fd (streams, O_APPEND) */
-	KQ_J_BARRIER = 4,  /* on its fd's write list, which fsync waits on */
-	KQ_J_BLOCKING = 8  /* stream fd that cannot be polled: run in a worker */
+	KQ_J_STREAM = 1,  /* non-seekable fd: ordered, waits for readiness */
+	KQ_J_ORDERED = 2, /* runs in submission order on its fd (streams, O_APPEND) */
+	KQ_J_BARRIER = 4, /* on its fd's write list, which fsync waits on */
+	KQ_J_BLOCKING = 8 /* stream fd that cannot be polled: run in a worker */
 };
 
 #define KQ_IOV_INLINE 4
@@ -48,8 +48,8 @@ struct kq_job {
 	uint8_t op, where, flags;
 	int fd;
 	off_t off;
-	size_t nbytes, done; /* bytes asked for, bytes moved so far */
-	struct iovec *iov;   /* what is left to move */
+	size_t nbytes, done;	/* bytes asked for, bytes moved so far */
+	struct iovec *iov;	/* what is left to move */
 	struct iovec *iov_heap; /* allocated for long vectors, else NULL */
 	int iovcnt;
 	struct iovec iov_inline[KQ_IOV_INLINE];
@@ -62,7 +62,7 @@ struct kq_cbpriv {
 	struct kq_job *job;
 	uint32_t magic; /* KQ_CB_JOB, KQ_CB_FAILED or 0 */
 	uint32_t epoch; /* process epoch; a forked child's differs */
-	uint32_t gen;   /* job->gen when it was bound */
+	uint32_t gen;	/* job->gen when it was bound */
 };
 #define KQ_CB_JOB    0x6b71616aU
 #define KQ_CB_FAILED 0x6b716166U
@@ -74,9 +74,9 @@ static inline struct kq_cbpriv *kq_priv(struct aiocb *cb)
 
 struct kq_list {
 	uint32_t pending; /* futex word: entries not yet done, plus the guard */
-	int refs;         /* the caller's guard plus each unfinished entry */
-	int wait;         /* LIO_WAIT: the caller sleeps on pending */
-	int failed;       /* an entry ended with an error */
+	int refs;	  /* the caller's guard plus each unfinished entry */
+	int wait;	  /* LIO_WAIT: the caller sleeps on pending */
+	int failed;	  /* an entry ended with an error */
 	struct sigevent sev;
 	struct kq_list *next_free;
 };
@@ -86,7 +86,7 @@ struct kq_fd {
 	int fd;
 	struct kq_link rq, wq; /* ordered reads / writes; the head is the one active */
 	struct kq_link wb;     /* writes and fsyncs in submission order (the barrier) */
-	uint32_t armed;        /* epoll events armed */
+	uint32_t armed;	       /* epoll events armed */
 	int registered;
 };
 
@@ -100,9 +100,9 @@ struct kq_aio {
 	pthread_mutex_t lock;
 	struct kq_link active; /* unfinished jobs */
 	struct kq_link done;   /* finished, unreaped, oldest first */
-	uint32_t seq;          /* futex word, bumped on every completion */
+	uint32_t seq;	       /* futex word, bumped on every completion */
 	uint32_t waiters;      /* threads sleeping on seq */
-	long njobs;            /* jobs not yet reaped */
+	long njobs;	       /* jobs not yet reaped */
 	struct kq_job *free_jobs;
 	struct kq_list *free_lists;
 	struct kq_fd **fds;
@@ -125,10 +125,10 @@ extern struct kq_config kq_config;
 void kq_aio_init(void); /* once, on first use */
 
 /* job.c */
-struct kq_job *kq_job_alloc(void); /* lock held; NULL at the job limit or out of memory */
-void kq_job_free(struct kq_job *j); /* lock held */
+struct kq_job *kq_job_alloc(void);	    /* lock held; NULL at the job limit or out of memory */
+void kq_job_free(struct kq_job *j);	    /* lock held */
 struct kq_job *kq_job_of(struct aiocb *cb); /* lock held: the cb's live job, or NULL */
-void kq_job_reap(struct kq_job *j);        /* lock held: unbind and free a DONE job */
+void kq_job_reap(struct kq_job *j);	    /* lock held: unbind and free a DONE job */
 
 /* submit.c */
 int kq_submit(struct aiocb *cb, int sub, struct kq_list *list, int *errp);
@@ -139,12 +139,12 @@ void kq_record_failure(struct aiocb *cb, int err);
 void kq_batch_init(struct kq_batch *b);
 void kq_batch_add(struct kq_batch *b, const struct sigevent *sev); /* if it notifies */
 void kq_complete_locked(struct kq_job *j, ssize_t res, int err, struct kq_batch *b);
-void kq_batch_flush(struct kq_batch *b); /* lock not held */
+void kq_batch_flush(struct kq_batch *b);		    /* lock not held */
 void kq_job_finish(struct kq_job *j, ssize_t res, int err); /* for backends */
 void kq_dispatch(struct kq_job *j); /* lock held: hand a ready job to where it runs */
 
 /* fd.c */
-struct kq_fd *kq_fd_get(int fd); /* lock held */
+struct kq_fd *kq_fd_get(int fd);     /* lock held */
 int kq_fd_enqueue(struct kq_job *j); /* lock held: order, barrier, dispatch; 0 or errno */
 void kq_fd_job_done(struct kq_job *j, struct kq_batch *b); /* lock held */
 void kq_fd_reset(void);
@@ -155,8 +155,8 @@ void kq_fd_reset(void);
 int kq_job_io(struct kq_job *j, int nowait, ssize_t *res, int *err);
 
 /* list.c */
-struct kq_list *kq_list_alloc(void); /* lock held */
-void kq_list_put(struct kq_list *l); /* lock held */
+struct kq_list *kq_list_alloc(void);					    /* lock held */
+void kq_list_put(struct kq_list *l);					    /* lock held */
 void kq_list_entry_done(struct kq_list *l, int failed, struct kq_batch *b); /* lock held */
 
 /* notify.c */

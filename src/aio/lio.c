@@ -86,7 +86,7 @@ KQ_API int lio_listio(int mode, struct aiocb *const list[], int nent, struct sig
 	struct kq_batch b;
 	kq_batch_init(&b);
 	pthread_mutex_lock(&kq_aio.lock);
-	l->refs++; /* the caller keeps the list to read its result */
+	l->refs++;		      /* the caller keeps the list to read its result */
 	kq_list_entry_done(l, 0, &b); /* drop the guard */
 	pthread_mutex_unlock(&kq_aio.lock);
 	kq_batch_flush(&b);

@@ -15,10 +15,9 @@ int kq_sigevent_check(const struct sigevent *sev)
 	case SIGEV_SIGNAL: /* signal 0 means none: a zeroed sigevent is SIGEV_SIGNAL 0 */
 		return sev->sigev_signo < 0 || sev->sigev_signo >= NSIG ? EINVAL : 0;
 	case SIGEV_THREAD_ID:
-		return sev->sigev_signo <= 0 || sev->sigev_signo >= NSIG ||
-				       sev->_sigev_un._tid <= 0
-			       ? EINVAL
-			       : 0;
+		return sev->sigev_signo <= 0 || sev->sigev_signo >= NSIG || sev->_sigev_un._tid <= 0
+			   ? EINVAL
+			   : 0;
 	case SIGEV_THREAD:
 		return sev->sigev_notify_function ? 0 : EINVAL;
 	default: /* SIGEV_KEVENT arrives with the kqueue */

@@ -15,7 +15,7 @@ KQ_API int aio_error(const struct aiocb *cb)
 	uint32_t m = __atomic_load_n(&p->magic, __ATOMIC_ACQUIRE);
 	if ((m != KQ_CB_JOB && m != KQ_CB_FAILED) ||
 	    __atomic_load_n(&p->epoch, __ATOMIC_RELAXED) !=
-		    __atomic_load_n(&kq_epoch, __ATOMIC_RELAXED)) {
+		__atomic_load_n(&kq_epoch, __ATOMIC_RELAXED)) {
 		errno = EINVAL;
 		return -1;
 	}

@@ -5,9 +5,9 @@
 #include <stddef.h>
 #include <stdbool.h>
 
-#define KQ_API          __attribute__((visibility("default")))
-#define kq_likely(x)    __builtin_expect(!!(x), 1)
-#define kq_unlikely(x)  __builtin_expect(!!(x), 0)
+#define KQ_API			 __attribute__((visibility("default")))
+#define kq_likely(x)		 __builtin_expect(!!(x), 1)
+#define kq_unlikely(x)		 __builtin_expect(!!(x), 0)
 #define kq_container_of(p, T, m) ((T *)((char *)(p)-offsetof(T, m)))
 
 /* A node that is not on any list points at itself, so removal is idempotent. */

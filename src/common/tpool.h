@@ -19,9 +19,9 @@ struct kq_tpool {
 	pthread_cond_t cond;
 	struct kq_link queue;
 	int queued, nthreads, nidle;
-	int max;            /* threads at most */
-	int idle_ms;        /* an idle thread exits after this long */
-	size_t stack_size;  /* 0: the system default */
+	int max;	   /* threads at most */
+	int idle_ms;	   /* an idle thread exits after this long */
+	size_t stack_size; /* 0: the system default */
 };
 
 void kq_tpool_init(struct kq_tpool *p, const char *name, int max, int idle_ms, size_t stack_size);
