@@ -3,6 +3,9 @@
 #define KQT_H
 
 #include <aio.h>
+#include <dirent.h>
+#include <pthread.h>
+#include <signal.h>
 #ifdef KQT_SHIM
 #include "kqt_shim.h"
 #else
@@ -89,6 +92,57 @@ static inline ssize_t kqt_wait(struct aiocb *cb)
 		cr_assert(r == 0 || errno == EINTR, "aio_suspend: %s", strerror(errno));
 	}
 	return aio_return(cb);
+}
+
+static inline void kqt_block_sig(int sig)
+{
+	sigset_t s;
+	sigemptyset(&s);
+	sigaddset(&s, sig);
+	cr_assert_eq(pthread_sigmask(SIG_BLOCK, &s, NULL), 0);
+}
+
+/* Takes one pending sig (blocked) within ms milliseconds; 0 if none came. */
+static inline int kqt_take_sig(int sig, siginfo_t *si, long ms)
+{
+	sigset_t s;
+	sigemptyset(&s);
+	sigaddset(&s, sig);
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	int r;
+	do
+		r = sigtimedwait(&s, si, &ts);
+	while (r < 0 && errno == EINTR);
+	return r == sig;
+}
+
+/* Threads of this process; with a name, only those named so (kqaio-io...). */
+static inline int kqt_count_threads(const char *name)
+{
+	DIR *d = opendir("/proc/self/task");
+	cr_assert(d);
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		if (!name) {
+			n++;
+			continue;
+		}
+		char path[300], comm[32] = "";
+		snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+		FILE *f = fopen(path, "r");
+		if (f) {
+			if (!fgets(comm, sizeof comm, f))
+				comm[0] = 0;
+			fclose(f);
+		}
+		comm[strcspn(comm, "\n")] = 0;
+		n += !strcmp(comm, name);
+	}
+	closedir(d);
+	return n;
 }
 
 /* Polls cond for up to ms milliseconds. */

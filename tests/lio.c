@@ -9,28 +9,6 @@
 
 TestSuite(lio, .timeout = 30);
 
-static void block(int sig)
-{
-	sigset_t s;
-	sigemptyset(&s);
-	sigaddset(&s, sig);
-	cr_assert_eq(pthread_sigmask(SIG_BLOCK, &s, NULL), 0);
-}
-
-/* Takes one pending sig (blocked) within ms milliseconds; 0 if none came. */
-static int take_sig(int sig, siginfo_t *si, long ms)
-{
-	sigset_t s;
-	sigemptyset(&s);
-	sigaddset(&s, sig);
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-	int r;
-	do
-		r = sigtimedwait(&s, si, &ts);
-	while (r < 0 && errno == EINTR);
-	return r == sig;
-}
-
 /* Waits for cb without reaping it. */
 static void wait_done(struct aiocb *cb)
 {
@@ -128,7 +106,7 @@ Test(lio, wait_does_reads_and_writes)
 static void list_waits_for_last_entry(int by_thread)
 {
 	int sig = SIGRTMIN + 1;
-	block(sig);
+	kqt_block_sig(sig);
 	int fd = kqt_file(1 << 16);
 	int p[2];
 	cr_assert_eq(pipe(p), 0);
@@ -163,7 +141,7 @@ static void list_waits_for_last_entry(int by_thread)
 	if (by_thread)
 		cr_assert_eq(lt_count(), 0, "the list notified while an entry was in progress");
 	else
-		cr_assert(!take_sig(sig, &si, 0),
+		cr_assert(!kqt_take_sig(sig, &si, 0),
 			  "the list signal came while an entry was in progress");
 	cr_assert_eq(aio_error(&cbs[FAST]), EINPROGRESS);
 	/* Reaping finished entries early does not disturb the list. */
@@ -179,7 +157,7 @@ static void list_waits_for_last_entry(int by_thread)
 		cr_assert_eq(__atomic_load_n(&lt_unfinished, __ATOMIC_RELAXED), 0,
 			     "entries still in progress when the list notified");
 	} else {
-		cr_assert(take_sig(sig, &si, 5000), "the list signal never came");
+		cr_assert(kqt_take_sig(sig, &si, 5000), "the list signal never came");
 		cr_assert_eq(si.si_code, SI_ASYNCIO);
 		cr_assert_eq(si.si_value.sival_ptr, &marker);
 		cr_assert_neq(aio_error(&cbs[FAST]), EINPROGRESS,
@@ -192,7 +170,7 @@ static void list_waits_for_last_entry(int by_thread)
 	if (by_thread)
 		cr_assert_eq(lt_count(), 1, "the list notified %d times", lt_count());
 	else
-		cr_assert(!take_sig(sig, &si, 0), "a second list signal");
+		cr_assert(!kqt_take_sig(sig, &si, 0), "a second list signal");
 }
 
 Test(lio, nowait_signal_only_when_every_entry_is_done)
@@ -217,8 +195,8 @@ static void on_entry(union sigval v)
 Test(lio, entries_keep_their_own_sigevents)
 {
 	int lsig = SIGRTMIN + 1, esig = SIGRTMIN + 2;
-	block(lsig);
-	block(esig);
+	kqt_block_sig(lsig);
+	kqt_block_sig(esig);
 	int fd = kqt_file(1 << 16);
 	int p[2];
 	cr_assert_eq(pipe(p), 0);
@@ -242,7 +220,7 @@ Test(lio, entries_keep_their_own_sigevents)
 
 	/* The entries' own notifications come while the list is still open. */
 	siginfo_t si;
-	cr_assert(take_sig(esig, &si, 5000), "entry 0's own signal never came");
+	cr_assert(kqt_take_sig(esig, &si, 5000), "entry 0's own signal never came");
 	cr_assert_eq(si.si_code, SI_ASYNCIO);
 	cr_assert_eq(si.si_value.sival_ptr, &c0);
 	cr_assert(kqt_eventually(__atomic_load_n(&own_calls, __ATOMIC_ACQUIRE) > 0, 5000),
@@ -250,15 +228,15 @@ Test(lio, entries_keep_their_own_sigevents)
 	cr_assert_eq(own_ptr, &c1);
 	wait_done(&c2);
 	usleep(100000);
-	cr_assert(!take_sig(lsig, &si, 0), "the list signalled on an entry's completion");
+	cr_assert(!kqt_take_sig(lsig, &si, 0), "the list signalled on an entry's completion");
 
 	cr_assert_eq(write(p[1], "x", 1), 1);
-	cr_assert(take_sig(lsig, &si, 5000), "the list signal never came");
+	cr_assert(kqt_take_sig(lsig, &si, 5000), "the list signal never came");
 	cr_assert_eq(si.si_code, SI_ASYNCIO);
 	cr_assert_eq(si.si_value.sival_ptr, &marker);
 	usleep(50000);
-	cr_assert(!take_sig(lsig, &si, 0), "a second list signal");
-	cr_assert(!take_sig(esig, &si, 0), "a second entry signal");
+	cr_assert(!kqt_take_sig(lsig, &si, 0), "a second list signal");
+	cr_assert(!kqt_take_sig(esig, &si, 0), "a second entry signal");
 	cr_assert_eq(__atomic_load_n(&own_calls, __ATOMIC_ACQUIRE), 1);
 	cr_assert_eq(aio_return(&c0), 100);
 	cr_assert_eq(aio_return(&c1), 100);
@@ -273,7 +251,7 @@ Test(lio, entries_keep_their_own_sigevents)
 static void empty_case(struct aiocb *const *list, int n, const char *what)
 {
 	int sig = SIGRTMIN + 1;
-	block(sig);
+	kqt_block_sig(sig);
 	cr_assert_eq(lio_listio(LIO_WAIT, list, n, NULL), 0, "%s, LIO_WAIT: %s", what,
 		     strerror(errno));
 	cr_assert_eq(lio_listio(LIO_NOWAIT, list, n, NULL), 0, "%s, LIO_NOWAIT without sig: %s",
@@ -284,7 +262,7 @@ static void empty_case(struct aiocb *const *list, int n, const char *what)
 	cr_assert_eq(lio_listio(LIO_NOWAIT, list, n, &sev), 0, "%s, LIO_NOWAIT: %s", what,
 		     strerror(errno));
 	siginfo_t si;
-	cr_assert(take_sig(sig, &si, 5000), "%s: the list signal never came", what);
+	cr_assert(kqt_take_sig(sig, &si, 5000), "%s: the list signal never came", what);
 	cr_assert_eq(si.si_code, SI_ASYNCIO, "%s", what);
 	cr_assert_eq(si.si_value.sival_ptr, &marker, "%s", what);
 
@@ -297,7 +275,7 @@ static void empty_case(struct aiocb *const *list, int n, const char *what)
 	cr_assert(kqt_eventually(lt_count() > 0, 5000), "%s: the list callback never ran", what);
 	cr_assert_eq(lt_ptr, &marker, "%s", what);
 	usleep(50000);
-	cr_assert(!take_sig(sig, &si, 0), "%s: a second list signal", what);
+	cr_assert(!kqt_take_sig(sig, &si, 0), "%s: a second list signal", what);
 	cr_assert_eq(lt_count(), 1, "%s: the list callback ran %d times", what, lt_count());
 }
 
@@ -332,7 +310,7 @@ Test(lio, list_of_nops)
 Test(lio, every_entry_failing_is_eio_and_still_notifies)
 {
 	int sig = SIGRTMIN + 1;
-	block(sig);
+	kqt_block_sig(sig);
 	int fd = kqt_file(4096);
 	char buf[16];
 	struct aiocb cbs[3];
@@ -347,7 +325,7 @@ Test(lio, every_entry_failing_is_eio_and_still_notifies)
 	cr_assert_eq(lio_listio(LIO_NOWAIT, list, 3, &sev), -1);
 	cr_assert_eq(errno, EIO, "%s", strerror(errno));
 	siginfo_t si;
-	cr_assert(take_sig(sig, &si, 5000), "the list signal never came");
+	cr_assert(kqt_take_sig(sig, &si, 5000), "the list signal never came");
 	cr_assert_eq(si.si_code, SI_ASYNCIO);
 	cr_assert_eq(si.si_value.sival_ptr, &marker);
 	expect_refused(&cbs[0], EBADF, "fd -1");
@@ -359,13 +337,13 @@ Test(lio, every_entry_failing_is_eio_and_still_notifies)
 	cr_assert_eq(errno, EIO, "%s", strerror(errno));
 	expect_refused(&cbs[0], EBADF, "fd -1, LIO_WAIT");
 	usleep(50000);
-	cr_assert(!take_sig(sig, &si, 0), "a second list signal");
+	cr_assert(!kqt_take_sig(sig, &si, 0), "a second list signal");
 }
 
 static void mixed_case(int mode)
 {
 	int sig = SIGRTMIN + 1;
-	block(sig);
+	kqt_block_sig(sig);
 	int src = kqt_file(1 << 16), dst = kqt_file(0);
 	char r0[300], r4[300], w2[500], bad[16];
 	kqt_fill(w2, 1000, sizeof w2);
@@ -389,9 +367,9 @@ static void mixed_case(int mode)
 		cr_assert_eq(aio_error(&cbs[2]), 0, "LIO_WAIT returned before entry 2 was done");
 		cr_assert_eq(aio_error(&cbs[4]), 0, "LIO_WAIT returned before entry 4 was done");
 		usleep(50000);
-		cr_assert(!take_sig(sig, &si, 0), "LIO_WAIT must ignore sig");
+		cr_assert(!kqt_take_sig(sig, &si, 0), "LIO_WAIT must ignore sig");
 	} else {
-		cr_assert(take_sig(sig, &si, 5000), "the list signal never came");
+		cr_assert(kqt_take_sig(sig, &si, 5000), "the list signal never came");
 		cr_assert_eq(si.si_value.sival_ptr, &marker);
 		for (int i = 0; i < 5; i += 2)
 			cr_assert_neq(aio_error(&cbs[i]), EINPROGRESS,
@@ -407,7 +385,7 @@ static void mixed_case(int mode)
 	cr_assert_eq(pread(dst, back, sizeof back, 1000), 500);
 	cr_assert(kqt_check(back, 1000, 500));
 	usleep(20000);
-	cr_assert(!take_sig(sig, &si, 0), "a second list signal");
+	cr_assert(!kqt_take_sig(sig, &si, 0), "a second list signal");
 }
 
 Test(lio, mixed_good_and_bad_entries_nowait)

@@ -20,28 +20,6 @@ static void wait_done(struct aiocb *cb)
 	}
 }
 
-static void block(int sig)
-{
-	sigset_t s;
-	sigemptyset(&s);
-	sigaddset(&s, sig);
-	cr_assert_eq(pthread_sigmask(SIG_BLOCK, &s, NULL), 0);
-}
-
-/* Takes one pending sig (blocked) within ms milliseconds; 0 if none came. */
-static int take_sig(int sig, siginfo_t *si, long ms)
-{
-	sigset_t s;
-	sigemptyset(&s);
-	sigaddset(&s, sig);
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-	int r;
-	do
-		r = sigtimedwait(&s, si, &ts);
-	while (r < 0 && errno == EINTR);
-	return r == sig;
-}
-
 /* --- SIGEV_SIGNAL with an SA_SIGINFO handler that reads the result --- */
 
 static struct aiocb *h_cb;
@@ -123,7 +101,7 @@ Test(notify, signal_carries_value_and_finds_the_job_done)
 		/* Exactly one signal. */
 		usleep(20000);
 		siginfo_t si;
-		cr_assert(!take_sig(sig, &si, 0), "%s: a second signal", where);
+		cr_assert(!kqt_take_sig(sig, &si, 0), "%s: a second signal", where);
 		cr_assert_eq(h_count, 1);
 	}
 }
@@ -226,18 +204,6 @@ static void on_many(union sigval v)
 	__atomic_add_fetch(&m_total, 1, __ATOMIC_RELEASE);
 }
 
-static int count_threads(void)
-{
-	DIR *d = opendir("/proc/self/task");
-	cr_assert(d);
-	int n = 0;
-	struct dirent *e;
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
 Test(notify, thousand_thread_callbacks_use_few_threads)
 {
 	int fd = kqt_file(MANY * 64);
@@ -250,11 +216,11 @@ Test(notify, thousand_thread_callbacks_use_few_threads)
 		cbs[i].aio_sigevent.sigev_notify_function = on_many;
 		cbs[i].aio_sigevent.sigev_value.sival_int = i;
 		cr_assert_eq(aio_read(&cbs[i]), 0, "%d: %s", i, strerror(errno));
-		if (i % 50 == 0 && (n = count_threads()) > most)
+		if (i % 50 == 0 && (n = kqt_count_threads(NULL)) > most)
 			most = n;
 	}
 	for (int ms = 0; ms < 10000 && __atomic_load_n(&m_total, __ATOMIC_ACQUIRE) < MANY; ms++) {
-		if ((n = count_threads()) > most)
+		if ((n = kqt_count_threads(NULL)) > most)
 			most = n;
 		usleep(1000);
 	}
@@ -285,7 +251,7 @@ static void *tid_thread(void *arg)
 	while (!__atomic_load_n(&tid_go, __ATOMIC_ACQUIRE))
 		usleep(1000);
 	siginfo_t si;
-	if (take_sig(sig, &si, 5000)) {
+	if (kqt_take_sig(sig, &si, 5000)) {
 		tid_code = si.si_code;
 		tid_ptr = si.si_value.sival_ptr;
 		tid_got = 1;
@@ -311,7 +277,7 @@ static int pending_in(const char *status, const char *field, int sig)
 Test(notify, thread_id_signal_goes_to_that_thread)
 {
 	int sig = SIGRTMIN + 3;
-	block(sig); /* here, and so in the thread, which waits for it */
+	kqt_block_sig(sig); /* here, and so in the thread, which waits for it */
 	pthread_t t;
 	cr_assert_eq(pthread_create(&t, NULL, tid_thread, (void *)(intptr_t)sig), 0);
 	cr_assert(kqt_eventually(__atomic_load_n(&tid_target, __ATOMIC_ACQUIRE), 5000));
@@ -345,7 +311,7 @@ Test(notify, thread_id_signal_goes_to_that_thread)
 	cr_assert_eq(tid_ptr, &marker);
 	cr_assert_eq(aio_return(&cb), (ssize_t)sizeof buf);
 	siginfo_t si;
-	cr_assert(!take_sig(sig, &si, 20), "a second signal");
+	cr_assert(!kqt_take_sig(sig, &si, 20), "a second signal");
 }
 
 /* --- SIGEV_NONE --- */
@@ -401,7 +367,7 @@ static void on_mix(union sigval v)
 Test(notify, each_job_notifies_only_its_own_way)
 {
 	int sig = SIGRTMIN + 2;
-	block(sig);
+	kqt_block_sig(sig);
 	int fd = kqt_file(1 << 16);
 	char ba[512], bb[512];
 	struct aiocb a, b;
@@ -422,13 +388,13 @@ Test(notify, each_job_notifies_only_its_own_way)
 	wait_done(&b);
 
 	siginfo_t si;
-	cr_assert(take_sig(sig, &si, 5000), "job a's signal never came");
+	cr_assert(kqt_take_sig(sig, &si, 5000), "job a's signal never came");
 	cr_assert_eq(si.si_code, SI_ASYNCIO);
 	cr_assert_eq(si.si_value.sival_ptr, &a, "the signal carries another job's value");
 	cr_assert(kqt_eventually(__atomic_load_n(&mix_calls, __ATOMIC_ACQUIRE) > 0, 5000),
 		  "job b's callback never ran");
 	usleep(100000);
-	cr_assert(!take_sig(sig, &si, 0), "a second signal (value %p; a=%p b=%p)",
+	cr_assert(!kqt_take_sig(sig, &si, 0), "a second signal (value %p; a=%p b=%p)",
 		  si.si_value.sival_ptr, (void *)&a, (void *)&b);
 	cr_assert_eq(__atomic_load_n(&mix_calls, __ATOMIC_ACQUIRE), 1, "%d callbacks", mix_calls);
 	cr_assert_eq(mix_ptr, &b, "the callback ran for the wrong job");

@@ -498,19 +498,6 @@ Test(stream, cancel_wakes_a_thread_suspended_on_the_read)
 	cancelled(&cb);
 }
 
-static int count_threads(void)
-{
-	DIR *d = opendir("/proc/self/task");
-	cr_assert(d);
-	int n = 0;
-	struct dirent *e;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
-}
-
 Test(stream, idle_socket_reads_hold_no_threads)
 {
 	enum { N = 1000 };
@@ -526,14 +513,14 @@ Test(stream, idle_socket_reads_hold_no_threads)
 	static int s[N][2];
 	static struct aiocb cbs[N];
 	static char bufs[N][8];
-	int before = count_threads();
+	int before = kqt_count_threads(NULL);
 	for (int i = 0; i < N; i++) {
 		unix_pair(s[i]);
 		kqt_cb(&cbs[i], s[i][0], bufs[i], 8, 0);
 		cr_assert_eq(aio_read(&cbs[i]), 0, "aio_read %d: %s", i, strerror(errno));
 	}
 	usleep(200 * 1000);
-	int during = count_threads();
+	int during = kqt_count_threads(NULL);
 	cr_assert_lt(during, 100, "%d threads for %d idle reads (%d before)", during, N, before);
 	cr_assert_leq(during - before, 16, "%d threads for %d idle reads (%d before)", during, N,
 		      before);
@@ -559,7 +546,7 @@ Test(stream, idle_socket_reads_hold_no_threads)
 		cr_assert_eq(st_wait(&cbs[i], 20), 8, "read %d", i);
 		cr_assert(!memcmp(bufs[i], rec, 8), "read %d got the wrong data", i);
 	}
-	cr_assert_lt(count_threads(), 100);
+	cr_assert_lt(kqt_count_threads(NULL), 100);
 	for (int i = 0; i < N; i++) {
 		close(s[i][0]);
 		close(s[i][1]);

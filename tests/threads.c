@@ -343,31 +343,6 @@ Test(threads, cancel_racing_completion_ends_each_job_once)
 	cr_assert_eq(s.cancelled, (uint64_t)ncancel);
 }
 
-/* kqaio's I/O workers, by the name they give themselves (a sanitizer's own
- * threads do not count). */
-static int count_io_threads(void)
-{
-	DIR *d = opendir("/proc/self/task");
-	cr_assert(d);
-	int n = 0;
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		char path[300], comm[32] = "";
-		snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
-		FILE *f = fopen(path, "r");
-		if (f) {
-			if (!fgets(comm, sizeof comm, f))
-				comm[0] = 0;
-			fclose(f);
-		}
-		n += !strcmp(comm, "kqaio-io\n");
-	}
-	closedir(d);
-	return n;
-}
-
 Test(threads, aio_init_with_one_thread_completes_100_jobs)
 {
 	struct aioinit init = {.aio_threads = 1, .aio_num = 100, .aio_idle_time = 60};
@@ -380,7 +355,7 @@ Test(threads, aio_init_with_one_thread_completes_100_jobs)
 	kqt_cb(&cbs[0], fd, bufs[0], 1, 0);
 	cr_assert_eq(aio_read(&cbs[0]), 0);
 	cr_assert_eq(th_wait(&cbs[0]), 1);
-	cr_assert_eq(count_io_threads(), 1);
+	cr_assert_eq(kqt_count_threads("kqaio-io"), 1);
 	/* Reads and writes mixed, all queued at once behind one worker. */
 	for (int i = 0; i < N; i++) {
 		off_t off = (off_t)i * 8192;
@@ -393,11 +368,11 @@ Test(threads, aio_init_with_one_thread_completes_100_jobs)
 			cr_assert_eq(aio_read(&cbs[i]), 0);
 		}
 	}
-	int most = count_io_threads();
+	int most = kqt_count_threads("kqaio-io");
 	for (int i = 0; i < N; i++) {
 		cr_assert_eq(th_wait(&cbs[i]), 8192, "job %d", i);
 		cr_assert(kqt_check(bufs[i], (off_t)i * 8192, 8192), "job %d data", i);
-		int now = count_io_threads();
+		int now = kqt_count_threads("kqaio-io");
 		most = now > most ? now : most;
 	}
 	/* 100 queued jobs would start many workers; with aio_threads = 1 none is added. */

@@ -166,10 +166,9 @@ void kq_notify_fork_prepare(void);
 void kq_notify_fork_parent(void);
 void kq_notify_fork_child(void);
 
-/* wait.c: sleeping until the next completion */
-uint32_t kq_wait_begin(void); /* returns the completion count to wait past */
-int kq_wait(uint32_t seen, const struct timespec *deadline); /* 0, ETIMEDOUT, EINTR */
-void kq_wait_end(void);
+/* Sleeps on completions until ready(arg) is true. Returns 0, EAGAIN at the
+ * deadline (NULL: none; poll: look once) or EINTR on a signal. */
+int kq_wait_until(int (*ready)(void *), void *arg, const struct timespec *deadline, int poll);
 
 /* stats.c */
 void kq_stats_submitted(void);

@@ -71,18 +71,24 @@ void kq_dispatch(struct kq_job *j)
 	}
 }
 
-uint32_t kq_wait_begin(void)
+int kq_wait_until(int (*ready)(void *), void *arg, const struct timespec *deadline, int poll)
 {
+	/* Announce the waiter before looking, so a completion after the look
+	 * either sees it and wakes it, or changes seq before it sleeps. */
 	__atomic_add_fetch(&kq_aio.waiters, 1, __ATOMIC_SEQ_CST);
-	return __atomic_load_n(&kq_aio.seq, __ATOMIC_SEQ_CST);
-}
-
-int kq_wait(uint32_t seen, const struct timespec *deadline)
-{
-	return kq_futex_wait(&kq_aio.seq, seen, deadline);
-}
-
-void kq_wait_end(void)
-{
+	int err;
+	for (;;) {
+		uint32_t seen = __atomic_load_n(&kq_aio.seq, __ATOMIC_SEQ_CST);
+		if (ready(arg)) {
+			err = 0;
+			break;
+		}
+		err = poll ? ETIMEDOUT : kq_futex_wait(&kq_aio.seq, seen, deadline);
+		if (err) {
+			err = err == ETIMEDOUT ? EAGAIN : err;
+			break;
+		}
+	}
 	__atomic_sub_fetch(&kq_aio.waiters, 1, __ATOMIC_SEQ_CST);
+	return err;
 }

@@ -52,6 +52,27 @@ KQ_API ssize_t aio_return(struct aiocb *cb)
 	return res;
 }
 
+struct take {
+	struct aiocb *cb;
+	ssize_t res;
+	int err;
+};
+
+/* Takes the oldest finished job, if there is one. */
+static int take_oldest(void *arg)
+{
+	struct take *t = arg;
+	pthread_mutex_lock(&kq_aio.lock);
+	struct kq_link *l = kq_list_first(&kq_aio.done);
+	if (l) {
+		struct kq_job *j = kq_container_of(l, struct kq_job, qlink);
+		t->cb = j->cb;
+		t->res = reap(j, &t->err);
+	}
+	pthread_mutex_unlock(&kq_aio.lock);
+	return l != NULL;
+}
+
 KQ_API ssize_t aio_waitcomplete(struct aiocb **cbp, struct timespec *timeout)
 {
 	if (!cbp) {
@@ -69,31 +90,15 @@ KQ_API ssize_t aio_waitcomplete(struct aiocb **cbp, struct timespec *timeout)
 		dlp = &dl;
 	}
 	kq_aio_init();
-	int err = 0;
-	ssize_t res = -1;
-	for (;;) {
-		uint32_t seen = kq_wait_begin();
-		pthread_mutex_lock(&kq_aio.lock);
-		struct kq_link *l = kq_list_first(&kq_aio.done);
-		if (l) {
-			struct kq_job *j = kq_container_of(l, struct kq_job, qlink);
-			*cbp = j->cb;
-			res = reap(j, &err);
-		}
-		pthread_mutex_unlock(&kq_aio.lock);
-		if (l)
-			break;
-		int r = poll ? ETIMEDOUT : kq_wait(seen, dlp);
-		if (r) {
-			err = r == ETIMEDOUT ? EAGAIN : r;
-			break;
-		}
-		kq_wait_end();
+	struct take t = {0};
+	int err = kq_wait_until(take_oldest, &t, dlp, poll);
+	if (!err) {
+		*cbp = t.cb;
+		err = t.err;
 	}
-	kq_wait_end();
 	if (err) {
 		errno = err;
 		return -1;
 	}
-	return res;
+	return t.res;
 }

@@ -5,13 +5,25 @@
 
 #include "common/futex.h"
 
-/* 1: done, 0: outstanding, -1: names no job of ours. */
-static int state(const struct aiocb *cb)
+struct watch {
+	const struct aiocb *const *list;
+	int n;
+};
+
+/* True once a listed job is done, or when none names an unfinished job. */
+static int any_done(void *arg)
 {
-	int e = aio_error(cb);
-	if (e < 0)
-		return -1;
-	return e != EINPROGRESS;
+	const struct watch *w = arg;
+	int outstanding = 0;
+	for (int i = 0; i < w->n; i++) {
+		if (!w->list[i])
+			continue;
+		int e = aio_error(w->list[i]);
+		if (e >= 0 && e != EINPROGRESS)
+			return 1;
+		outstanding |= e == EINPROGRESS;
+	}
+	return !outstanding;
 }
 
 KQ_API int aio_suspend(const struct aiocb *const list[], int nent, const struct timespec *timeout)
@@ -22,27 +34,8 @@ KQ_API int aio_suspend(const struct aiocb *const list[], int nent, const struct 
 		return -1;
 	}
 	kq_aio_init();
-	int err = 0;
-	for (;;) {
-		uint32_t seen = kq_wait_begin();
-		int outstanding = 0, done = 0;
-		for (int i = 0; i < nent && !done; i++) {
-			if (!list[i])
-				continue;
-			int s = state(list[i]);
-			done = s == 1;
-			outstanding |= s == 0;
-		}
-		if (done || !outstanding)
-			break;
-		int r = kq_wait(seen, timeout ? &dl : NULL);
-		if (r) {
-			err = r == ETIMEDOUT ? EAGAIN : r;
-			break;
-		}
-		kq_wait_end();
-	}
-	kq_wait_end();
+	struct watch w = {list, nent};
+	int err = kq_wait_until(any_done, &w, timeout ? &dl : NULL, 0);
 	if (err) {
 		errno = err;
 		return -1;
