@@ -32,7 +32,7 @@ SANRT_tsan = $(shell $(CC) -print-file-name=libtsan.so)
 SANRT = $(SANRT_$(SAN))
 # glibc marks the aio_* arguments nonnull; we check them and answer EINVAL instead.
 LIB_CFLAGS := $(CFLAGS_BASE) $(SANFLAGS) -fPIC -fvisibility=hidden "-D__attribute_nonnull__(p)=" $(CFLAGS)
-LIBS := -pthread
+LIBS := -pthread -luring
 
 LIB_SRCS := $(wildcard src/common/*.c src/aio/*.c src/aio/backend/*.c src/kq/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
@@ -112,12 +112,15 @@ $(TEST_BIN): $(TEST_SRCS) $(wildcard tests/*.h) $(SO) $(TOOLS)
 deps:
 	@scripts/deps
 
-# The whole suite. KQAIO_TEST_JOBS sets Criterion's parallelism.
+# The whole suite, once per backend. KQAIO_TEST_JOBS sets the parallelism.
+TEST_ENV = KQAIO_BUILD=$(abspath $(BUILD)) KQAIO_SRC=$(CURDIR) KQAIO_SAN=$(SAN) \
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp TSAN_OPTIONS=die_after_fork=0
 check: deps
 	@$(MAKE) --no-print-directory all tests
-	KQAIO_BUILD=$(abspath $(BUILD)) KQAIO_SRC=$(CURDIR) KQAIO_SAN=$(SAN) \
-		LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp TSAN_OPTIONS=die_after_fork=0 \
-		$(TEST_BIN) --jobs $${KQAIO_TEST_JOBS:-2} $(TESTFLAGS)
+	@echo "== backend pool"
+	KQAIO_BACKEND=pool $(TEST_ENV) $(TEST_BIN) --jobs $${KQAIO_TEST_JOBS:-2} $(TESTFLAGS)
+	@echo "== backend uring"
+	KQAIO_BACKEND=uring $(TEST_ENV) $(TEST_BIN) --jobs $${KQAIO_TEST_JOBS:-2} $(TESTFLAGS)
 
 check-asan:
 	@$(MAKE) --no-print-directory SAN=asan check

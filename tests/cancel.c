@@ -7,8 +7,10 @@
 
 TestSuite(cancel, .timeout = 30);
 
+/* These tests hold the pool's only worker to keep jobs queued behind it. */
 static void one_worker(void)
 {
+	setenv("KQAIO_BACKEND", "pool", 1);
 	struct aioinit in = {.aio_threads = 1, .aio_idle_time = 1};
 	aio_init(&in);
 }
@@ -182,4 +184,23 @@ Test(cancel, errors)
 	cr_assert_eq(errno, EINVAL);
 	cr_assert_eq(aio_cancel(fd2, &cb), AIO_ALLDONE, "never submitted");
 	cr_assert_eq(aio_cancel(fd2, NULL), AIO_ALLDONE, "nothing on the fd");
+}
+
+Test(cancel, uring_job_in_flight_is_not_cancelled)
+{
+	/* io_uring cannot promise to take a request back: kqaio does not try. */
+	if (strcmp(kqaio_backend(), "uring"))
+		cr_skip_test("backend is %s", kqaio_backend());
+	struct kqt_stall s;
+	kqt_stall_init(&s, 4096);
+	int fd = kqt_file(1 << 16);
+	struct aiocb cb;
+	kqt_cb(&cb, fd, s.buf, 4096, 4096);
+	cr_assert_eq(aio_read(&cb), 0);
+	kqt_stall_wait_blocked(&s);
+	cr_assert_eq(aio_cancel(fd, &cb), AIO_NOTCANCELED);
+	cr_assert_eq(aio_cancel(fd, NULL), AIO_NOTCANCELED);
+	kqt_stall_release(&s);
+	cr_assert_eq(kqt_wait(&cb), 4096);
+	cr_assert(kqt_check(s.buf, 4096, 4096));
 }

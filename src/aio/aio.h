@@ -25,10 +25,11 @@ enum kq_where {
 };
 
 enum {
-	KQ_J_STREAM = 1,  /* non-seekable fd: ordered, waits for readiness */
-	KQ_J_ORDERED = 2, /* runs in submission order on its fd (streams, O_APPEND) */
-	KQ_J_BARRIER = 4, /* on its fd's write list, which fsync waits on */
-	KQ_J_BLOCKING = 8 /* stream fd that cannot be polled: run in a worker */
+	KQ_J_STREAM = 1,   /* non-seekable fd: ordered, waits for readiness */
+	KQ_J_ORDERED = 2,  /* runs in submission order on its fd (streams, O_APPEND) */
+	KQ_J_BARRIER = 4,  /* on its fd's write list, which fsync waits on */
+	KQ_J_BLOCKING = 8, /* stream fd that cannot be polled: run in a worker */
+	KQ_J_URING = 16,   /* in the ring: io_uring cannot promise to take it back */
 };
 
 #define KQ_IOV_INLINE 4
@@ -96,8 +97,11 @@ struct kq_batch {
 	struct sigevent sev[8];
 };
 
+enum kq_backend { KQ_BE_POOL, KQ_BE_URING };
+
 struct kq_aio {
 	pthread_mutex_t lock;
+	int backend;	       /* where seekable files go; streams always use the pool */
 	struct kq_link active; /* unfinished jobs */
 	struct kq_link done;   /* finished, unreaped, oldest first */
 	uint32_t seq;	       /* futex word, bumped on every completion */
@@ -153,6 +157,8 @@ void kq_fd_reset(void);
 /* Moves bytes for j from j->done on. nowait: never block (stream fds).
  * Returns 0 when the job is over (*res, *err set), EAGAIN to wait again. */
 int kq_job_io(struct kq_job *j, int nowait, ssize_t *res, int *err);
+/* Moves j's remaining iovecs past n bytes that were transferred. */
+void kq_job_advance(struct kq_job *j, size_t n);
 
 /* list.c */
 struct kq_list *kq_list_alloc(void);					    /* lock held */
@@ -182,5 +188,14 @@ void kq_pool_submit(struct kq_job *j); /* lock held */
 int kq_pool_cancel(struct kq_job *j);  /* lock held: 1 if taken back before it ran */
 void kq_stream_arm(struct kq_fd *f);   /* lock held: wait for readiness of head jobs */
 void kq_stream_fork_child(void);
+
+/* backend/uring.c */
+int kq_uring_start(void);	      /* probe: 0 or the errno io_uring gave */
+int kq_uring_queue(struct kq_job *j); /* lock held: 0, or errno (use the pool) */
+void kq_uring_flush(void);	      /* submit what was queued (lock not held) */
+void kq_uring_plug(int on);	      /* hold submissions while a list fills */
+void kq_uring_fork_prepare(void);
+void kq_uring_fork_parent(void);
+void kq_uring_fork_child(void);
 
 #endif

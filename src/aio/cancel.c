@@ -9,7 +9,7 @@ static int take_back(struct kq_job *j)
 {
 	switch (j->where) {
 	case KQ_W_RUNQ:
-		return kq_pool_cancel(j);
+		return !(j->flags & KQ_J_URING) && kq_pool_cancel(j);
 	case KQ_W_ORDER:
 	case KQ_W_BARRIER:
 		return 1;

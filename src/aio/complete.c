@@ -44,6 +44,7 @@ void kq_complete_locked(struct kq_job *j, ssize_t res, int err, struct kq_batch 
 
 void kq_batch_flush(struct kq_batch *b)
 {
+	kq_uring_flush();
 	if (__atomic_load_n(&kq_aio.waiters, __ATOMIC_SEQ_CST))
 		kq_futex_wake(&kq_aio.seq, INT_MAX);
 	for (int i = 0; i < b->n; i++)
@@ -66,7 +67,8 @@ void kq_dispatch(struct kq_job *j)
 	if ((j->flags & (KQ_J_STREAM | KQ_J_BLOCKING)) == KQ_J_STREAM) {
 		j->where = KQ_W_POLL;
 		kq_stream_arm(j->fdst);
-	} else {
+	} else if (kq_aio.backend != KQ_BE_URING || (j->flags & KQ_J_BLOCKING) ||
+		   kq_uring_queue(j)) {
 		kq_pool_submit(j);
 	}
 }

@@ -32,10 +32,12 @@ static void fork_prepare(void)
 	kq_notify_fork_prepare();
 	pthread_mutex_lock(&kq_aio.lock);
 	kq_tpool_fork_prepare(&kq_aio.workers);
+	kq_uring_fork_prepare();
 }
 
 static void fork_parent(void)
 {
+	kq_uring_fork_parent();
 	kq_tpool_fork_parent(&kq_aio.workers);
 	pthread_mutex_unlock(&kq_aio.lock);
 	kq_notify_fork_parent();
@@ -43,6 +45,7 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
+	kq_uring_fork_child();
 	kq_tpool_fork_child(&kq_aio.workers);
 	pthread_mutex_unlock(&kq_aio.lock);
 	kq_notify_fork_child();
@@ -51,6 +54,27 @@ static void fork_child(void)
 	kq_fd_reset();
 	kq_stream_fork_child();
 	kq_stats_reset();
+}
+
+/* io_uring where it works, unless KQAIO_BACKEND says otherwise; the pool
+ * wherever io_uring is refused (seccomp, kernel.io_uring_disabled, ENOSYS). */
+static void pick_backend(void)
+{
+	const char *be = getenv("KQAIO_BACKEND");
+	kq_aio.backend = KQ_BE_POOL;
+	if (be && !strcmp(be, "pool")) {
+		kq_debug("backend pool (KQAIO_BACKEND), %ld threads at most", kq_config.threads);
+		return;
+	}
+	if (be && *be && strcmp(be, "uring"))
+		kq_debug("KQAIO_BACKEND=%s is not a backend (uring, pool); choosing", be);
+	int err = kq_uring_start();
+	if (err) {
+		kq_debug("io_uring refused (%s); backend pool", strerror(err));
+		return;
+	}
+	kq_aio.backend = KQ_BE_URING;
+	kq_debug("backend uring; streams on the pool, %ld threads at most", kq_config.threads);
 }
 
 static void init_once(void)
@@ -67,10 +91,7 @@ static void init_once(void)
 		      64 * 1024);
 	kq_stats_init();
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
-	const char *be = getenv("KQAIO_BACKEND");
-	if (be && *be && strcmp(be, "pool"))
-		kq_debug("KQAIO_BACKEND=%s: not available in this build; using pool", be);
-	kq_debug("backend pool, %ld threads at most", kq_config.threads);
+	pick_backend();
 }
 
 void kq_aio_init(void)

@@ -4,7 +4,7 @@
 #include <errno.h>
 #include <unistd.h>
 
-static void iov_advance(struct kq_job *j, size_t n)
+void kq_job_advance(struct kq_job *j, size_t n)
 {
 	while (n && j->iovcnt) {
 		if (n >= j->iov->iov_len) {
@@ -47,7 +47,7 @@ int kq_job_io(struct kq_job *j, int nowait, ssize_t *res, int *err)
 		if (n == 0)
 			break; /* end of file */
 		j->done += (size_t)n;
-		iov_advance(j, (size_t)n);
+		kq_job_advance(j, (size_t)n);
 		if (stream && j->op == KQ_OP_READ)
 			break; /* a stream read returns what has arrived */
 	}

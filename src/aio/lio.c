@@ -66,6 +66,7 @@ KQ_API int lio_listio(int mode, struct aiocb *const list[], int nent, struct sig
 	if (mode == LIO_NOWAIT && sig)
 		l->sev = *sig;
 	int eagain = 0, other = 0;
+	kq_uring_plug(1); /* the whole list goes to the kernel in one submission */
 	for (int i = 0; i < nent; i++) {
 		struct aiocb *cb = list[i];
 		if (!cb)
@@ -83,6 +84,7 @@ KQ_API int lio_listio(int mode, struct aiocb *const list[], int nent, struct sig
 		else
 			other = 1;
 	}
+	kq_uring_plug(0);
 	struct kq_batch b;
 	kq_batch_init(&b);
 	pthread_mutex_lock(&kq_aio.lock);

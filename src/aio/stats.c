@@ -49,7 +49,7 @@ KQ_API const char *kqaio_version(void)
 KQ_API const char *kqaio_backend(void)
 {
 	kq_aio_init();
-	return "pool";
+	return kq_aio.backend == KQ_BE_URING ? "uring" : "pool";
 }
 
 KQ_API int kqaio_get_stats(struct kqaio_stats *out, size_t size)

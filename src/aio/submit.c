@@ -192,6 +192,7 @@ int kq_submit(struct aiocb *cb, int sub, struct kq_list *list, int *errp)
 		return -1;
 	}
 	kq_stats_submitted();
+	kq_uring_flush();
 	return 0;
 }
 
