@@ -92,9 +92,10 @@ struct kq_fd {
 };
 
 /* Notifications owed once the lock is dropped, and jobs to dispatch. */
+#define KQ_BATCH_JOBS 32 /* jobs one kq_batch may complete: each owes up to two */
 struct kq_batch {
 	int n;
-	struct sigevent sev[8];
+	struct sigevent sev[2 * KQ_BATCH_JOBS];
 };
 
 enum kq_backend { KQ_BE_POOL, KQ_BE_URING };

@@ -71,21 +71,47 @@ static void queue_locked(struct kq_job *j)
 	__atomic_store_n(&U.pending, U.pending + 1, __ATOMIC_RELAXED);
 }
 
-static void finish(struct kq_job *j, int res)
+/* Jobs whose last part is done, ended together under one engine lock. */
+struct ended {
+	int n;
+	struct {
+		struct kq_job *j;
+		ssize_t res;
+		int err;
+	} e[KQ_BATCH_JOBS];
+};
+
+static void end_all(struct ended *d)
 {
-	if (j->op == KQ_OP_FSYNC || j->op == KQ_OP_FDSYNC) {
-		kq_job_finish(j, res < 0 ? -1 : 0, res < 0 ? -res : 0);
+	if (!d->n)
 		return;
-	}
-	if (res < 0 && !j->done) {
-		kq_job_finish(j, -1, -res);
-		return;
-	}
-	kq_job_finish(j, (ssize_t)j->done, 0);
+	struct kq_batch b;
+	kq_batch_init(&b);
+	pthread_mutex_lock(&kq_aio.lock);
+	for (int i = 0; i < d->n; i++)
+		kq_complete_locked(d->e[i].j, d->e[i].res, d->e[i].err, &b);
+	pthread_mutex_unlock(&kq_aio.lock);
+	kq_batch_flush(&b);
+	d->n = 0;
+}
+
+static void end(struct ended *d, struct kq_job *j, int res)
+{
+	ssize_t r = (ssize_t)j->done;
+	int err = 0;
+	if (j->op == KQ_OP_FSYNC || j->op == KQ_OP_FDSYNC)
+		r = res < 0 ? -1 : 0, err = res < 0 ? -res : 0;
+	else if (res < 0 && !j->done)
+		r = -1, err = -res; /* an error after some bytes moved reports the bytes */
+	d->e[d->n].j = j;
+	d->e[d->n].res = r;
+	d->e[d->n].err = err;
+	if (++d->n == KQ_BATCH_JOBS)
+		end_all(d);
 }
 
 /* A CQE for j: the job is over, or the rest goes back in (invariant 2). */
-static void reap_cqe(struct kq_job *j, int res)
+static void reap_cqe(struct ended *d, struct kq_job *j, int res)
 {
 	if (res == -EINTR || res == -EAGAIN) {
 		pthread_mutex_lock(&U.lock);
@@ -103,7 +129,7 @@ static void reap_cqe(struct kq_job *j, int res)
 			return;
 		}
 	}
-	finish(j, res);
+	end(d, j, res);
 }
 
 static void *completer(void *arg)
@@ -125,15 +151,17 @@ static void *completer(void *arg)
 		unsigned ready = io_uring_cq_ready(&U.ring);
 		pthread_mutex_lock(&U.lock);
 		pthread_mutex_unlock(&U.lock);
+		struct ended d = {0};
 		unsigned head, n = 0;
 		io_uring_for_each_cqe(&U.ring, head, cqe)
 		{
 			if (n == ready)
 				break;
-			reap_cqe(io_uring_cqe_get_data(cqe), cqe->res);
+			reap_cqe(&d, io_uring_cqe_get_data(cqe), cqe->res);
 			n++;
 		}
 		io_uring_cq_advance(&U.ring, n);
+		end_all(&d);
 		kq_uring_flush();
 	}
 	return NULL;
