@@ -1,7 +1,8 @@
 #!/bin/bash
 # fio's posixaio engine on glibc vs the same binary under kqaio-run, with fio's
-# io_uring engine as the ceiling, measured side by side in one run; prints IOPS
-# and the ratios. 4 KiB random reads, O_DIRECT, iodepth 32, one file on disk.
+# io_uring engine as the ceiling, measured side by side in one run; prints IOPS,
+# CPU time per I/O and the ratios. 4 KiB random reads, O_DIRECT (or buffered),
+# iodepth 32, one file.
 set -euo pipefail
 usage() {
 	cat <<USAGE
@@ -37,27 +38,31 @@ if [ ! -f "$file" ]; then
 	fio --name=create --filename="$file" --size="$size" --rw=write --bs=1M \
 		--ioengine=psync --end_fsync=1 >/dev/null
 fi
-iops() { # engine, then an optional wrapper
+measure() { # engine, then an optional wrapper: prints "IOPS CPU-microseconds-per-I/O"
 	local engine=$1; shift
 	"$@" fio --name=b --filename="$file" --size="$size" --rw=randread --bs=4k \
 		--direct=$direct --iodepth="$depth" --ioengine="$engine" --runtime="$secs" \
-		--time_based --output-format=terse | awk -F';' '{print $8; exit}'
+		--time_based --output-format=terse |
+		awk -F';' '{printf "%d %.2f\n", $8, ($88 + $89) * 1e4 / ($8 ? $8 : 1); exit}'
 }
-declare -A sum=()
-for ((i = 1; i <= rounds; i++)); do
-	g=$(iops posixaio)
-	k=$(iops posixaio "$run")
-	u=$(iops io_uring)
-	printf 'round %d: glibc %s  kqaio %s  io_uring %s IOPS\n' "$i" "$g" "$k" "$u"
-	sum[g]=$((${sum[g]:-0} + g)) sum[k]=$((${sum[k]:-0} + k)) sum[u]=$((${sum[u]:-0} + u))
-done
-g=$((sum[g] / rounds)) k=$((sum[k] / rounds)) u=$((sum[u] / rounds))
+backend=$(KQAIO_STATS=1 "$run" fio --name=p --filename="$file" --size="$size" --rw=read \
+	--bs=4k --ioengine=posixaio --number_ios=1 --thread 2>&1 >/dev/null | sed -n 's/.* backend \([a-z]*\):.*/\1/p')
+results=$(for ((i = 1; i <= rounds; i++)); do
+	echo "glibc $(measure posixaio)"
+	echo "kqaio $(measure posixaio "$run")"
+	echo "uring $(measure io_uring)"
+done)
+echo "$results" | awk '{printf "round %d: %-6s %8d IOPS %6.2f us CPU/IO\n", int((NR + 2) / 3), $1, $2, $3}'
 echo
 echo "4 KiB random read, direct=$direct, iodepth $depth, $file, ${secs}s x $rounds rounds (mean)"
-awk -v g="$g" -v k="$k" -v u="$u" -v be="${KQAIO_BACKEND:-default}" 'BEGIN {
-	printf "%-34s %10s %12s\n", "engine", "IOPS", "vs io_uring"
-	printf "%-34s %10d %12.2f\n", "glibc posixaio", g, g / u
-	printf "%-34s %10d %12.2f\n", "kqaio posixaio (" be " backend)", k, k / u
-	printf "%-34s %10d %12.2f\n", "fio io_uring (ceiling)", u, 1
-	printf "kqaio / glibc: %.2fx\n", k / g
-}'
+echo "$results" | awk -v be="$backend" '
+	{ n[$1]++; iops[$1] += $2; cpu[$1] += $3 }
+	END {
+		for (e in n) { iops[e] /= n[e]; cpu[e] /= n[e] }
+		u = iops["uring"]
+		printf "%-30s %10s %12s %14s\n", "engine", "IOPS", "vs io_uring", "CPU us per I/O"
+		printf "%-30s %10d %12.2f %14.2f\n", "glibc posixaio", iops["glibc"], iops["glibc"] / u, cpu["glibc"]
+		printf "%-30s %10d %12.2f %14.2f\n", "kqaio posixaio (" be ")", iops["kqaio"], iops["kqaio"] / u, cpu["kqaio"]
+		printf "%-30s %10d %12.2f %14.2f\n", "fio io_uring (ceiling)", u, 1, cpu["uring"]
+		printf "kqaio / glibc: %.2fx\n", iops["kqaio"] / iops["glibc"]
+	}'

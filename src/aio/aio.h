@@ -136,7 +136,12 @@ struct kq_job *kq_job_of(struct aiocb *cb); /* lock held: the cb's live job, or 
 void kq_job_reap(struct kq_job *j);	    /* lock held: unbind and free a DONE job */
 
 /* submit.c */
-int kq_submit(struct aiocb *cb, int sub, struct kq_list *list, int *errp);
+/* What submission learned of an fd (fd -1: nothing yet). */
+enum { KQ_FD_SEEKABLE = 1, KQ_FD_STREAM = 2 };
+struct kq_fdinfo {
+	int fd, fl, kind;
+};
+int kq_submit(struct aiocb *cb, int sub, struct kq_list *list, struct kq_fdinfo *fi, int *errp);
 int kq_lio_sub(int opcode);
 void kq_record_failure(struct aiocb *cb, int err);
 

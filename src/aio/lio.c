@@ -66,6 +66,7 @@ KQ_API int lio_listio(int mode, struct aiocb *const list[], int nent, struct sig
 	if (mode == LIO_NOWAIT && sig)
 		l->sev = *sig;
 	int eagain = 0, other = 0;
+	struct kq_fdinfo fi = {.fd = -1, .fl = -1};
 	kq_uring_plug(1); /* the whole list goes to the kernel in one submission */
 	for (int i = 0; i < nent; i++) {
 		struct aiocb *cb = list[i];
@@ -77,7 +78,7 @@ KQ_API int lio_listio(int mode, struct aiocb *const list[], int nent, struct sig
 		int err = EINVAL;
 		if (sub == -1)
 			kq_record_failure(cb, EINVAL);
-		else if (kq_submit(cb, sub, l, &err) == 0)
+		else if (kq_submit(cb, sub, l, &fi, &err) == 0)
 			continue;
 		if (err == EAGAIN)
 			eagain = 1;

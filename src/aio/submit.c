@@ -24,40 +24,59 @@ struct req {
 	const struct iovec *uiov;
 };
 
+/* The fd's flags and kind, asked of the kernel once per fd per call: a
+ * lio_listio of many entries on one fd costs two system calls, not two each. */
+static int describe(int fd, struct kq_fdinfo *fi, int need_kind)
+{
+	if (fi->fd != fd) {
+		fi->fd = fd;
+		fi->fl = fcntl(fd, F_GETFL);
+		fi->kind = 0;
+	}
+	if (fi->fl < 0 || (fi->fl & O_PATH))
+		return EBADF;
+	if (need_kind && !fi->kind) {
+		struct stat st;
+		if (fstat(fd, &st) < 0)
+			return EBADF;
+		/* Character devices that seek (/dev/zero, /dev/null) take offsets like
+		 * files; ttys, pipes and sockets are streams. */
+		fi->kind = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) ||
+				   (S_ISCHR(st.st_mode) && lseek(fd, 0, SEEK_CUR) >= 0)
+			       ? KQ_FD_SEEKABLE
+			       : KQ_FD_STREAM;
+	}
+	return 0;
+}
+
 /* Checks done without the lock; fills r. Returns 0 or the errno. */
-static int validate(struct aiocb *cb, int sub, struct req *r)
+static int validate(struct aiocb *cb, int sub, struct req *r, struct kq_fdinfo *fi)
 {
 	if (cb->aio_reqprio < 0 || cb->aio_reqprio > AIO_PRIO_DELTA_MAX)
 		return EINVAL;
 	int err = kq_sigevent_check(&cb->aio_sigevent);
 	if (err)
 		return err;
-	int fl = fcntl(cb->aio_fildes, F_GETFL);
-	if (fl < 0 || (fl & O_PATH))
-		return EBADF;
+	int sync = sub == SUB_FSYNC || sub == SUB_FDSYNC;
+	if ((err = describe(cb->aio_fildes, fi, !sync)))
+		return err;
 	r->flags = 0;
 	r->iovcnt = 0;
 	r->uiov = NULL;
 	r->nbytes = 0;
-	if (sub == SUB_FSYNC || sub == SUB_FDSYNC) {
+	if (sync) {
 		r->op = sub == SUB_FSYNC ? KQ_OP_FSYNC : KQ_OP_FDSYNC;
 		return 0;
 	}
 	int rd = sub == SUB_READ || sub == SUB_READV;
 	r->op = rd ? KQ_OP_READ : KQ_OP_WRITE;
-	int acc = fl & O_ACCMODE;
+	int acc = fi->fl & O_ACCMODE;
 	if (rd ? acc == O_WRONLY : acc == O_RDONLY)
 		return EBADF;
-	struct stat st;
-	if (fstat(cb->aio_fildes, &st) < 0)
-		return EBADF;
-	/* Character devices that seek (/dev/zero, /dev/null) take offsets like files;
-	 * ttys, pipes and sockets are streams. */
-	if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) ||
-	    (S_ISCHR(st.st_mode) && lseek(cb->aio_fildes, 0, SEEK_CUR) >= 0)) {
+	if (fi->kind == KQ_FD_SEEKABLE) {
 		if (cb->aio_offset < 0)
 			return EINVAL;
-		if (!rd && (fl & O_APPEND))
+		if (!rd && (fi->fl & O_APPEND))
 			r->flags |= KQ_J_ORDERED;
 	} else {
 		r->flags |= KQ_J_STREAM | KQ_J_ORDERED;
@@ -147,12 +166,13 @@ static int bind_job(struct kq_job *j, struct aiocb *cb, const struct req *r, str
 	return 0;
 }
 
-int kq_submit(struct aiocb *cb, int sub, struct kq_list *list, int *errp)
+int kq_submit(struct aiocb *cb, int sub, struct kq_list *list, struct kq_fdinfo *fi, int *errp)
 {
 	struct req r = {0};
-	int err = validate(cb, sub, &r);
-	/* A job is accepted only where a thread can run it. */
-	if (!err)
+	struct kq_fdinfo own = {.fd = -1, .fl = -1};
+	int err = validate(cb, sub, &r, fi ? fi : &own);
+	/* A job bound for the pool is accepted only where a thread can run it. */
+	if (!err && (kq_aio.backend != KQ_BE_URING || (r.flags & KQ_J_STREAM)))
 		err = kq_tpool_ensure(&kq_aio.workers);
 	pthread_mutex_lock(&kq_aio.lock);
 	int busy = claim_cb(cb);
@@ -204,7 +224,7 @@ static int submit1(struct aiocb *cb, int sub)
 	}
 	kq_aio_init();
 	int err;
-	if (kq_submit(cb, sub, NULL, &err) < 0) {
+	if (kq_submit(cb, sub, NULL, NULL, &err) < 0) {
 		errno = err;
 		return -1;
 	}
