@@ -57,10 +57,10 @@ TOOLS := $(BUILD)/kqaio-run
 PROG_CFLAGS := $(CFLAGS_BASE) $(SANFLAGS) $(CFLAGS)
 PROG_LDFLAGS := -L$(BUILD) -Wl,-rpath,$(abspath $(BUILD)) -lkqaio -pthread
 
-.PHONY: all lib tools examples tests check check-asan check-tsan check-all deps demo \
+.PHONY: bench all lib tools examples tests check check-asan check-tsan check-all deps demo \
 	install uninstall clean format
 
-all: lib tools examples
+all: lib tools examples bench
 
 lib: $(SO) $(A)
 
@@ -81,6 +81,16 @@ $(A): $(LIB_OBJS)
 	ar rcs $@ $^
 
 tools: $(TOOLS)
+
+# Benchmark programs (bench/*.c), built against glibc alone: the scripts beside
+# them run each twice, as built and with kqaio preloaded, to compare in one run.
+BENCH_SRCS := $(wildcard bench/*.c)
+BENCHES := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
+bench: $(BENCHES)
+
+$(BUILD)/bench/%: bench/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -pthread $(SANFLAGS) $< -o $@
 
 $(BUILD)/kqaio-run: tools/kqaio-run.in $(SO)
 	sed -e 's|@KQAIO_LIB@|$(if $(SANRT),$(SANRT):)$(abspath $(BUILD))/libkqaio.so.$(SOMAJOR)|' \
