@@ -16,7 +16,7 @@ else
 BUILD ?= build-$(SAN)
 endif
 
-VERSION := $(shell sed -n 's/^#define KQAIO_VERSION *"\(.*\)"/\1/p' include/kqaio/kqaio.h)
+VERSION := $(shell sed -n 's/^#define KQAIO_VERSION[[:space:]]*"\(.*\)"/\1/p' include/kqaio/kqaio.h)
 SOMAJOR := 0
 
 CC      ?= cc

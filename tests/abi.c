@@ -131,7 +131,8 @@ Test(abi, fio_posixaio_verifies_through_kqaio, .timeout = 120)
 		 "cd %s && ASAN_OPTIONS=detect_leaks=0 TSAN_OPTIONS=report_bugs=0 "
 		 "KQAIO_STATS=1 ./kqaio-run fio --name=verify --ioengine=posixaio "
 		 "--filename=%s --size=32M --bs=4k --rw=randwrite --iodepth=32 "
-		 "--verify=crc32c --verify_fatal=1 --thread --output-format=terse 2>&1",
+		 "--verify=crc32c --verify_fatal=1 --verify_state_save=0 --thread "
+		 "--output-format=terse 2>&1",
 		 build_dir(), file);
 	int rc = run(cmd, out, sizeof out);
 	unlink(file);
@@ -148,4 +149,17 @@ Test(abi, fio_posixaio_verifies_through_kqaio, .timeout = 120)
 	cr_assert_eq(wr, 32ull << 20, "fio wrote the whole file through kqaio: %s", l);
 	cr_assert_eq(rd, 32ull << 20, "and read it back to verify: %s", l);
 	cr_assert_eq(sub, done);
+}
+
+Test(abi, library_and_tools_carry_the_version)
+{
+	char cmd[512], out[256];
+	snprintf(cmd, sizeof cmd, "%s/kqaio-run --version", build_dir());
+	cr_assert_eq(run(cmd, out, sizeof out), 0);
+	cr_assert_str_eq(out, "kqaio-run " KQAIO_VERSION "\n");
+	snprintf(cmd, sizeof cmd, "%s/libkqaio.so." KQAIO_VERSION, build_dir());
+	cr_assert_eq(access(cmd, R_OK), 0, "%s is missing", cmd);
+	snprintf(cmd, sizeof cmd, "readelf -d %s/libkqaio.so | grep -q 'SONAME.*libkqaio.so.0]'",
+		 build_dir());
+	cr_assert_eq(system(cmd), 0, "SONAME is not libkqaio.so.0");
 }
