@@ -3,6 +3,8 @@
  * (invariant 3) and each job notifies only as its own sigevent asks (invariant 4). */
 #include "kqt.h"
 
+#include <sys/resource.h>
+
 #include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
@@ -401,4 +403,51 @@ Test(notify, each_job_notifies_only_its_own_way)
 	cr_assert_eq(aio_return(&a), 512);
 	cr_assert_eq(aio_return(&b), 512);
 	cr_assert(kqt_check(ba, 0, 512) && kqt_check(bb, 512, 512));
+}
+
+/* The queued signals of this user, from /proc/self/status "SigQ: n/limit". */
+static long queued_signals(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	cr_assert(f);
+	char line[256];
+	long n = -1;
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "SigQ: %ld/", &n) == 1)
+			break;
+	fclose(f);
+	cr_assert(n >= 0);
+	return n;
+}
+
+Test(notify, full_signal_queue_makes_signals_late_not_lost)
+{
+	int sig = SIGRTMIN + 6;
+	kqt_block_sig(sig);
+	/* Room for only a few queued signals: the rest must wait, not vanish. */
+	struct rlimit rl = {.rlim_cur = (rlim_t)queued_signals() + 4,
+			    .rlim_max = (rlim_t)queued_signals() + 4};
+	cr_assert_eq(setrlimit(RLIMIT_SIGPENDING, &rl), 0);
+	enum { N = 20 };
+	int fd = kqt_file(1 << 16);
+	static struct aiocb cbs[N];
+	static char bufs[N][64];
+	for (int i = 0; i < N; i++) {
+		kqt_cb(&cbs[i], fd, bufs[i], 64, i * 64);
+		cbs[i].aio_sigevent.sigev_notify = SIGEV_SIGNAL;
+		cbs[i].aio_sigevent.sigev_signo = sig;
+		cbs[i].aio_sigevent.sigev_value.sival_int = i;
+		cr_assert_eq(aio_read(&cbs[i]), 0);
+	}
+	int seen[N] = {0};
+	for (int got = 0; got < N; got++) {
+		siginfo_t si;
+		cr_assert(kqt_take_sig(sig, &si, 10000), "only %d of %d signals came", got, N);
+		cr_assert_eq(si.si_code, SI_ASYNCIO);
+		cr_assert(si.si_value.sival_int >= 0 && si.si_value.sival_int < N);
+		cr_assert_eq(seen[si.si_value.sival_int]++, 0, "signal %d twice",
+			     si.si_value.sival_int);
+	}
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(kqt_wait(&cbs[i]), 64);
 }

@@ -5,7 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
+
+#include "common/env.h"
 
 int kq_sigevent_check(const struct sigevent *sev)
 {
@@ -25,7 +28,8 @@ int kq_sigevent_check(const struct sigevent *sev)
 	}
 }
 
-static void send_signal(const struct sigevent *sev)
+/* Returns 0, or the errno the kernel gave (EAGAIN: the signal queue is full). */
+static int send_signal(const struct sigevent *sev)
 {
 	siginfo_t si;
 	memset(&si, 0, sizeof si);
@@ -34,10 +38,11 @@ static void send_signal(const struct sigevent *sev)
 	si.si_value = sev->sigev_value;
 	si.si_pid = kq_aio.pid;
 	si.si_uid = getuid();
-	if (sev->sigev_notify == SIGEV_THREAD_ID)
-		syscall(SYS_rt_tgsigqueueinfo, kq_aio.pid, sev->_sigev_un._tid, si.si_signo, &si);
-	else
-		syscall(SYS_rt_sigqueueinfo, kq_aio.pid, si.si_signo, &si);
+	long r =
+	    sev->sigev_notify == SIGEV_THREAD_ID
+		? syscall(SYS_rt_tgsigqueueinfo, kq_aio.pid, sev->_sigev_un._tid, si.si_signo, &si)
+		: syscall(SYS_rt_sigqueueinfo, kq_aio.pid, si.si_signo, &si);
+	return r < 0 ? errno : 0;
 }
 
 /* SIGEV_THREAD without attributes runs on a small pool of reusable threads:
@@ -56,6 +61,57 @@ static pthread_mutex_t tlock = PTHREAD_MUTEX_INITIALIZER;
 static struct tnote *tfree;
 static struct kq_tpool tpool;
 static int tpool_ready;
+
+/* tlock held. */
+static void pool_ready_locked(void)
+{
+	if (!tpool_ready) {
+		kq_tpool_init(&tpool, "kqaio-notify", NOTIFY_THREADS, 1000, 0);
+		tpool_ready = 1;
+	}
+}
+
+/* A signal the kernel could not queue yet (RLIMIT_SIGPENDING reached): a
+ * notifier thread tries again until the application has taken some, so the
+ * notification is late rather than lost and no completion waits for it. */
+struct sigretry {
+	struct kq_work work;
+	struct sigevent sev;
+};
+
+static void sigretry_run(struct kq_work *w)
+{
+	struct sigretry *r = kq_container_of(w, struct sigretry, work);
+	long ns = 1000000, waited = 0;
+	while (send_signal(&r->sev) == EAGAIN) {
+		if (waited > 60000000000L) { /* nobody takes signals: give up at last */
+			kq_debug("signal %d could not be queued for a minute; dropped",
+				 r->sev.sigev_signo);
+			break;
+		}
+		struct timespec ts = {0, ns};
+		nanosleep(&ts, NULL);
+		waited += ns;
+		if (ns < 64000000)
+			ns *= 2;
+	}
+	free(r);
+}
+
+static void signal_later(const struct sigevent *sev)
+{
+	struct sigretry *r = malloc(sizeof *r);
+	if (!r) {
+		kq_debug("out of memory: a completion signal is lost");
+		return;
+	}
+	r->sev = *sev;
+	r->work.fn = sigretry_run;
+	pthread_mutex_lock(&tlock);
+	pool_ready_locked();
+	pthread_mutex_unlock(&tlock);
+	kq_tpool_push(&tpool, &r->work);
+}
 
 static void tnote_run(struct kq_work *w)
 {
@@ -100,10 +156,7 @@ static void run_thread(const struct sigevent *sev)
 		/* Could not honour the attributes: run it on the pool rather than lose it. */
 	}
 	pthread_mutex_lock(&tlock);
-	if (!tpool_ready) {
-		kq_tpool_init(&tpool, "kqaio-notify", NOTIFY_THREADS, 1000, 0);
-		tpool_ready = 1;
-	}
+	pool_ready_locked();
 	struct tnote *t = tfree;
 	if (t)
 		tfree = t->next_free;
@@ -121,7 +174,8 @@ void kq_notify(const struct sigevent *sev)
 	switch (sev->sigev_notify) {
 	case SIGEV_SIGNAL:
 	case SIGEV_THREAD_ID:
-		send_signal(sev);
+		if (send_signal(sev) == EAGAIN)
+			signal_later(sev);
 		break;
 	case SIGEV_THREAD:
 		run_thread(sev);
