@@ -27,7 +27,6 @@ enum kq_where {
 enum {
 	KQ_J_STREAM = 1,   /* non-seekable fd: ordered, waits for readiness */
 	KQ_J_ORDERED = 2,  /* runs in submission order on its fd (streams, O_APPEND) */
-	KQ_J_BARRIER = 4,  /* on its fd's write list, which fsync waits on */
 	KQ_J_BLOCKING = 8, /* stream fd that cannot be polled: run in a worker */
 	KQ_J_URING = 16,   /* in the ring: io_uring cannot promise to take it back */
 };
@@ -91,7 +90,7 @@ struct kq_fd {
 	int registered;
 };
 
-/* Notifications owed once the lock is dropped, and jobs to dispatch. */
+/* Notifications owed once the lock is dropped. */
 #define KQ_BATCH_JOBS 32 /* jobs one kq_batch may complete: each owes up to two */
 struct kq_batch {
 	int n;
@@ -154,9 +153,8 @@ void kq_job_finish(struct kq_job *j, ssize_t res, int err); /* for backends */
 void kq_dispatch(struct kq_job *j); /* lock held: hand a ready job to where it runs */
 
 /* fd.c */
-struct kq_fd *kq_fd_get(int fd);     /* lock held */
-int kq_fd_enqueue(struct kq_job *j); /* lock held: order, barrier, dispatch; 0 or errno */
-void kq_fd_job_done(struct kq_job *j, struct kq_batch *b); /* lock held */
+int kq_fd_enqueue(struct kq_job *j);   /* lock held: order, barrier, dispatch; 0 or errno */
+void kq_fd_job_done(struct kq_job *j); /* lock held: release what waited on j */
 void kq_fd_reset(void);
 
 /* io.c */

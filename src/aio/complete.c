@@ -26,7 +26,7 @@ void kq_batch_add(struct kq_batch *b, const struct sigevent *sev)
 void kq_complete_locked(struct kq_job *j, ssize_t res, int err, struct kq_batch *b)
 {
 	struct aiocb *cb = j->cb;
-	kq_fd_job_done(j, b);
+	kq_fd_job_done(j);
 	kq_list_del(&j->alink);
 	/* Visible as done before anyone is told (invariant 3). */
 	cb->__return_value = err ? -1 : res;

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct kq_fd *kq_fd_get(int fd)
+static struct kq_fd *fd_get(int fd)
 {
 	if (fd >= kq_aio.nfds) {
 		int n = kq_aio.nfds ? kq_aio.nfds : 64;
@@ -52,7 +52,7 @@ int kq_fd_enqueue(struct kq_job *j)
 		kq_dispatch(j);
 		return 0;
 	}
-	struct kq_fd *f = kq_fd_get(j->fd);
+	struct kq_fd *f = fd_get(j->fd);
 	if (!f)
 		return EAGAIN;
 	j->fdst = f;
@@ -77,9 +77,8 @@ int kq_fd_enqueue(struct kq_job *j)
 	return 0;
 }
 
-void kq_fd_job_done(struct kq_job *j, struct kq_batch *b)
+void kq_fd_job_done(struct kq_job *j)
 {
-	(void)b;
 	struct kq_fd *f = j->fdst;
 	if (!f)
 		return;

@@ -113,21 +113,17 @@ static void end(struct ended *d, struct kq_job *j, int res)
 /* A CQE for j: the job is over, or the rest goes back in (invariant 2). */
 static void reap_cqe(struct ended *d, struct kq_job *j, int res)
 {
-	if (res == -EINTR || res == -EAGAIN) {
+	int again = res == -EINTR || res == -EAGAIN;
+	if (res > 0 && j->op <= KQ_OP_WRITE) {
+		j->done += (size_t)res;
+		kq_job_advance(j, (size_t)res);
+		again = j->done < j->nbytes; /* short: resubmit the remainder */
+	}
+	if (again) {
 		pthread_mutex_lock(&U.lock);
 		queue_locked(j);
 		pthread_mutex_unlock(&U.lock);
 		return;
-	}
-	if (res > 0 && j->op <= KQ_OP_WRITE) {
-		j->done += (size_t)res;
-		kq_job_advance(j, (size_t)res);
-		if (j->done < j->nbytes) { /* short: resubmit the remainder */
-			pthread_mutex_lock(&U.lock);
-			queue_locked(j);
-			pthread_mutex_unlock(&U.lock);
-			return;
-		}
 	}
 	end(d, j, res);
 }
