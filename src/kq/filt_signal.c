@@ -1,0 +1,195 @@
+/* EVFILT_SIGNAL: count deliveries without taking signals from their handlers.
+ *
+ * A watched signal gets a handler of ours that counts each delivery in a
+ * process-wide counter, pokes one process-wide eventfd, and then does what
+ * the disposition it replaced would have done (the program's handler,
+ * nothing for SIG_IGN, the default action). Every kq watching signals has
+ * that eventfd in its epoll, edge-triggered and never read: each poke is an
+ * edge for every kq, which then compares counters. Signals sent to any
+ * thread are counted, since the handler runs in whichever thread gets it. */
+#include "kq/kq.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define KQ_NSIG 65
+
+static pthread_mutex_t sig_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t counts[KQ_NSIG];	/* deliveries, ever */
+static unsigned watchers[KQ_NSIG];	/* knotes watching, all kqs */
+static struct sigaction saved[KQ_NSIG]; /* the disposition we replaced */
+static bool hooked[KQ_NSIG];
+static int sig_evfd = -1;
+
+static bool default_ignores(int sig)
+{
+	return sig == SIGCHLD || sig == SIGURG || sig == SIGWINCH || sig == SIGCONT;
+}
+
+static void handler(int sig, siginfo_t *si, void *uc)
+{
+	int saved_errno = errno;
+	__atomic_add_fetch(&counts[sig], 1, __ATOMIC_RELEASE);
+	uint64_t one = 1;
+	ssize_t r = write(__atomic_load_n(&sig_evfd, __ATOMIC_ACQUIRE), &one, sizeof one);
+	(void)r;
+	errno = saved_errno;
+	const struct sigaction *old = &saved[sig];
+	if (old->sa_flags & SA_SIGINFO) {
+		if (old->sa_sigaction)
+			old->sa_sigaction(sig, si, uc);
+	} else if (old->sa_handler == SIG_DFL) {
+		if (!default_ignores(sig)) {
+			/* The default action (end the process, stop it): do it for real. */
+			signal(sig, SIG_DFL);
+			raise(sig);
+		}
+	} else if (old->sa_handler != SIG_IGN) {
+		old->sa_handler(sig);
+	}
+}
+
+static int hook(int sig)
+{
+	if (hooked[sig])
+		return 0;
+	struct sigaction old, sa;
+	if (sigaction(sig, NULL, &old))
+		return 0; /* SIGKILL, SIGSTOP, libc's own: watched, never delivered to us */
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = handler;
+	sa.sa_mask = old.sa_mask;
+	sa.sa_flags =
+	    SA_SIGINFO | (old.sa_flags & (SA_RESTART | SA_ONSTACK | SA_NODEFER | SA_NOCLDSTOP));
+	if (!(old.sa_flags & SA_SIGINFO) &&
+	    (old.sa_handler == SIG_DFL || old.sa_handler == SIG_IGN))
+		sa.sa_flags |= SA_RESTART; /* the program expects no EINTR from an ignored signal */
+	saved[sig] = old;
+	if (sigaction(sig, &sa, NULL))
+		return errno;
+	hooked[sig] = true;
+	return 0;
+}
+
+static void unhook(int sig)
+{
+	struct sigaction cur;
+	if (!hooked[sig])
+		return;
+	hooked[sig] = false;
+	/* Put back what was there, unless the program has since changed it. */
+	if (!sigaction(sig, NULL, &cur) && (cur.sa_flags & SA_SIGINFO) &&
+	    cur.sa_sigaction == handler)
+		sigaction(sig, &saved[sig], NULL);
+}
+
+static int sig_attach(struct kq *kq, struct kq_knote *kn, const struct kevent *kev)
+{
+	if (kev->ident < 1 || kev->ident >= KQ_NSIG)
+		return EINVAL;
+	int sig = (int)kev->ident, err = 0;
+	pthread_mutex_lock(&sig_lock);
+	if (sig_evfd < 0) {
+		int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (fd < 0)
+			err = errno;
+		else
+			__atomic_store_n(&sig_evfd, fd, __ATOMIC_RELEASE);
+	}
+	if (!err && !kq->sig_watch) {
+		struct epoll_event ev = {.events = EPOLLIN | EPOLLET,
+					 .data.u64 = KQ_TOKEN(KQ_TAG_SIGNAL, 0, 0)};
+		if (epoll_ctl(kq->epfd, EPOLL_CTL_ADD, sig_evfd, &ev))
+			err = errno;
+		else
+			kq->sig_watch = true;
+	}
+	if (!err && !(err = hook(sig)))
+		watchers[sig]++;
+	kn->u.sig.seen = __atomic_load_n(&counts[sig], __ATOMIC_ACQUIRE);
+	pthread_mutex_unlock(&sig_lock);
+	if (!err)
+		kq_list_add_tail(&kq->sigs, &kn->flink);
+	return err;
+}
+
+static void sig_detach(struct kq *kq, struct kq_knote *kn)
+{
+	(void)kq;
+	int sig = (int)kn->ident;
+	kq_list_del(&kn->flink);
+	pthread_mutex_lock(&sig_lock);
+	if (--watchers[sig] == 0)
+		unhook(sig);
+	pthread_mutex_unlock(&sig_lock);
+}
+
+static void sig_enable(struct kq *kq, struct kq_knote *kn)
+{
+	if (kn->data)
+		kq_knote_activate(kq, kn);
+}
+
+static bool sig_event(struct kq *kq, struct kq_knote *kn)
+{
+	(void)kq;
+	return kn->data > 0;
+}
+
+static void sig_clear(struct kq *kq, struct kq_knote *kn)
+{
+	(void)kq;
+	kn->data = 0;
+}
+
+/* The signal eventfd had an edge: queue the knotes whose signal came. */
+void kq_signal_scan(struct kq *kq)
+{
+	for (struct kq_link *l = kq->sigs.next; l != &kq->sigs; l = l->next) {
+		struct kq_knote *kn = kq_container_of(l, struct kq_knote, flink);
+		uint64_t c = __atomic_load_n(&counts[kn->ident], __ATOMIC_ACQUIRE);
+		if (c == kn->u.sig.seen)
+			continue;
+		kn->data += (int64_t)(c - kn->u.sig.seen);
+		kn->u.sig.seen = c;
+		kq_knote_activate(kq, kn);
+	}
+}
+
+void kq_signal_fork_prepare(void)
+{
+	pthread_mutex_lock(&sig_lock);
+}
+
+void kq_signal_fork_parent(void)
+{
+	pthread_mutex_unlock(&sig_lock);
+}
+
+/* The parent's eventfd is shared with the child: the child gets its own.
+ * Its kqs are destroyed next, which puts the dispositions back. */
+void kq_signal_fork_child(void)
+{
+	if (sig_evfd >= 0) {
+		int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (fd >= 0) {
+			dup3(fd, sig_evfd, O_CLOEXEC);
+			close(fd);
+		}
+	}
+	pthread_mutex_unlock(&sig_lock);
+}
+
+const struct kq_filter kq_filt_signal = {
+    .filter = EVFILT_SIGNAL,
+    .attach = sig_attach,
+    .enable = sig_enable,
+    .detach = sig_detach,
+    .event = sig_event,
+    .clear = sig_clear,
+    .force_flags = EV_CLEAR,
+};

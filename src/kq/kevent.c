@@ -1,0 +1,254 @@
+/* kevent(): apply the changelist in order, then report what is ready, waiting
+ * in epoll_pwait2() on the kq fd itself for as long as the timeout allows. */
+#include "kq/kq.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define KQ_EPOLL_BATCH 64
+
+/* Fill out from kn and apply what reporting does to it: ONESHOT deletes,
+ * DISPATCH disables, CLEAR resets, and a level-triggered knote stays. */
+int kq_report(struct kq *kq, struct kq_knote *kn, struct kevent *out)
+{
+	*out = (struct kevent){.ident = kn->ident,
+			       .filter = kn->filter,
+			       .flags = kn->flags | kn->eflags,
+			       .fflags = kn->fflags,
+			       .data = kn->data,
+			       .udata = kn->udata};
+	kn->status &= ~KN_FRESH;
+	if (kn->flags & EV_ONESHOT) {
+		kq_knote_drop(kq, kn);
+		return 1;
+	}
+	if (kn->flags & EV_CLEAR) {
+		kq_knote_dequeue(kq, kn);
+		if (kn->fop->clear)
+			kn->fop->clear(kq, kn);
+	}
+	if (kn->flags & EV_DISPATCH) {
+		kq_knote_dequeue(kq, kn);
+		kn->status |= KN_DISABLED;
+		if (kn->fop->enable)
+			kn->fop->enable(kq, kn);
+	}
+	if (kn->fop->reported)
+		kn->fop->reported(kq, kn);
+	return 1;
+}
+
+/* Report queued knotes, oldest first; a level-triggered one goes to the back. */
+static int collect(struct kq *kq, struct kevent *ev, int room)
+{
+	int n = 0;
+	struct kq_link *end = kq->active.prev;
+	for (struct kq_link *l; n < room && (l = kq_list_first(&kq->active));) {
+		struct kq_knote *kn = kq_container_of(l, struct kq_knote, alink);
+		bool last = l == end;
+		kq_knote_dequeue(kq, kn);
+		if (!kn->fop->event || kn->fop->event(kq, kn)) {
+			bool level = !(kn->flags & (EV_ONESHOT | EV_CLEAR | EV_DISPATCH));
+			if (level)
+				kq_knote_activate(kq, kn);
+			n += kq_report(kq, kn, &ev[n]);
+		}
+		if (last)
+			break;
+	}
+	return n;
+}
+
+static int change(struct kq *kq, const struct kevent *kev)
+{
+	const struct kq_filter *fop = kq_filter_of(kev->filter);
+	if (!fop)
+		return EINVAL;
+	if (kev->flags & (EV_FORCEONESHOT | EV_KEEPUDATA))
+		return EINVAL;
+	struct kq_knote *kn = kq_knote_find(kq, kev->ident, kev->filter);
+	bool fdf = kev->filter == EVFILT_READ || kev->filter == EVFILT_WRITE;
+	if (kev->flags & EV_DELETE) {
+		/* On BSD closing an fd deletes its knotes: a closed fd is EBADF. */
+		int err = fdf && fcntl((int)kev->ident, F_GETFD) < 0 ? EBADF : 0;
+		if (!kn)
+			return err ? err : ENOENT;
+		kq_knote_drop(kq, kn);
+		return err;
+	}
+	if (!kn) {
+		if (!(kev->flags & EV_ADD))
+			return ENOENT;
+		if (!fop->attach)
+			return EPERM; /* AIO and LIO knotes come from the AIO engine only */
+		kn = kq_knote_new(kq, kev, fop);
+		if (!kn)
+			return ENOMEM;
+		int err = fop->attach(kq, kn, kev);
+		if (err) {
+			kq_knote_unref(kn);
+			return err;
+		}
+		kq_knote_insert(kq, kn);
+		return 0;
+	}
+	/* A change to an existing knote: new udata and parameters; an already
+	 * triggered knote stays triggered. */
+	kn->udata = kev->udata;
+	unsigned short was = kn->status & KN_DISABLED;
+	if (kev->flags & EV_DISABLE) {
+		kn->status |= KN_DISABLED;
+		kq_knote_dequeue(kq, kn);
+	} else if (kev->flags & (EV_ENABLE | EV_ADD)) {
+		kn->status &= ~KN_DISABLED;
+	}
+	int err = fop->touch ? fop->touch(kq, kn, kev) : 0;
+	if (!err && (kn->status & KN_DISABLED) != was && fop->enable && !(kn->status & KN_DEAD))
+		fop->enable(kq, kn);
+	return err;
+}
+
+static bool bad_timeout(const struct timespec *ts)
+{
+	return ts && (ts->tv_sec < 0 || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000);
+}
+
+static int epoll_wait_ts(int epfd, struct epoll_event *evs, int n, const struct timespec *ts)
+{
+#ifdef SYS_epoll_pwait2
+	static int no_pwait2;
+	if (!__atomic_load_n(&no_pwait2, __ATOMIC_RELAXED)) {
+		int r = (int)syscall(SYS_epoll_pwait2, epfd, evs, n, ts, NULL, (size_t)8);
+		if (r >= 0 || errno != ENOSYS)
+			return r;
+		__atomic_store_n(&no_pwait2, 1, __ATOMIC_RELAXED);
+	}
+#endif
+	int ms = -1;
+	if (ts)
+		ms = ts->tv_sec > 1000000
+			 ? 1000000000
+			 : (int)(ts->tv_sec * 1000 + (ts->tv_nsec + 999999) / 1000000);
+	return epoll_wait(epfd, evs, n, ms);
+}
+
+/* Turn what epoll returned into reports and queued knotes. */
+static int handle(struct kq *kq, const struct epoll_event *evs, int nev, struct kevent *ev,
+		  int room)
+{
+	int n = 0;
+	for (int i = 0; i < nev; i++) {
+		uint64_t t = evs[i].data.u64;
+		switch (KQ_TOKEN_TAG(t)) {
+		case KQ_TAG_FD:
+			n += kq_fd_event(kq, KQ_TOKEN_KEY(t), KQ_TOKEN_GEN(t), evs[i].events,
+					 ev + n, room - n);
+			break;
+		case KQ_TAG_TIMER:
+			kq_timer_expire(kq);
+			break;
+		case KQ_TAG_SIGNAL:
+			kq_signal_scan(kq);
+			break;
+		case KQ_TAG_VNODE:
+			kq_vnode_read(kq);
+			break;
+		case KQ_TAG_PROC:
+			kq_proc_event(kq, KQ_TOKEN_KEY(t), KQ_TOKEN_GEN(t));
+			break;
+		default:
+			break; /* KQ_TAG_WAKE: the queue is read below */
+		}
+	}
+	return n;
+}
+
+KQ_API int kevent(int fd, const struct kevent *changes, int nchanges, struct kevent *events,
+		  int nevents, const struct timespec *timeout)
+{
+	if (nchanges < 0 || nevents < 0 || bad_timeout(timeout))
+		return errno = EINVAL, -1;
+	if ((nchanges && !changes) || (nevents && !events))
+		return errno = EFAULT, -1;
+	struct kq *kq = kq_get(fd);
+	if (!kq)
+		return errno = EBADF, -1;
+
+	int n = 0, err = 0;
+	pthread_mutex_lock(&kq->lock);
+	for (int i = 0; i < nchanges; i++) {
+		int e = change(kq, &changes[i]);
+		if (!e && !(changes[i].flags & EV_RECEIPT))
+			continue;
+		if (n < nevents) {
+			events[n] = changes[i];
+			events[n].flags = EV_ERROR;
+			events[n++].data = e;
+		} else if (e) {
+			err = e; /* no room to report it: the call fails, later changes are not
+				    applied */
+			break;
+		}
+	}
+	if (n || err || !nevents) {
+		kq_unlock(kq);
+		kq_put(kq);
+		return err ? (errno = err, -1) : n;
+	}
+
+	struct timespec deadline, left, *tsp = NULL;
+	if (timeout) {
+		clock_gettime(CLOCK_MONOTONIC, &deadline);
+		deadline.tv_sec += timeout->tv_sec;
+		deadline.tv_nsec += timeout->tv_nsec;
+		if (deadline.tv_nsec >= 1000000000) {
+			deadline.tv_sec++;
+			deadline.tv_nsec -= 1000000000;
+		}
+		left = *timeout;
+		tsp = &left;
+	}
+	static const struct timespec zero;
+	struct epoll_event evs[KQ_EPOLL_BATCH];
+	for (;;) {
+		n += collect(kq, events + n, nevents - n);
+		kq_unlock(kq);
+		int want = nevents - n < KQ_EPOLL_BATCH ? nevents - n : KQ_EPOLL_BATCH;
+		int r = want ? epoll_wait_ts(kq->epfd, evs, want, n ? &zero : tsp) : 0;
+		if (r < 0) {
+			err = errno == EBADF || errno == EINVAL ? EBADF : errno;
+			if (err == EBADF)
+				kq_dead(kq);
+			break;
+		}
+		pthread_mutex_lock(&kq->lock);
+		n += handle(kq, evs, r, events + n, nevents - n);
+		if (r > 0)
+			n += collect(kq, events + n, nevents - n);
+		if (n || (timeout && !timeout->tv_sec && !timeout->tv_nsec)) {
+			kq_unlock(kq);
+			break;
+		}
+		if (timeout) {
+			struct timespec now;
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			left.tv_sec = deadline.tv_sec - now.tv_sec;
+			left.tv_nsec = deadline.tv_nsec - now.tv_nsec;
+			if (left.tv_nsec < 0) {
+				left.tv_sec--;
+				left.tv_nsec += 1000000000;
+			}
+			if (left.tv_sec < 0) {
+				kq_unlock(kq);
+				break;
+			}
+		}
+	}
+	kq_put(kq);
+	if (err && !n)
+		return errno = err, -1;
+	return n;
+}

@@ -1,0 +1,223 @@
+/* kqueue(): the kq object, the registry from fd number to kq, and its end.
+ *
+ * The user closes a kq with close(), which we never see. A kq is known dead
+ * when its fd number comes back from epoll_create1() for a new kq, when
+ * kevent() finds the number no longer names its epoll, or in a sweep once
+ * the registry has doubled; its own fds are closed then, never the user's. */
+#include "kq/kq.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct kq **reg;
+static size_t reg_cap, reg_live, reg_sweep_at = 64;
+static pthread_once_t reg_once = PTHREAD_ONCE_INIT;
+
+static void destroy(struct kq *kq)
+{
+	pthread_mutex_lock(&kq->lock);
+	kq_knote_free_all(kq);
+	pthread_mutex_unlock(&kq->lock);
+	close(kq->evfd);
+	if (kq->tmfd >= 0)
+		close(kq->tmfd);
+	if (kq->inofd >= 0)
+		close(kq->inofd);
+	free(kq->fds);
+	free(kq->heap);
+	pthread_mutex_destroy(&kq->lock);
+	free(kq);
+}
+
+/* Called with reg_lock held. */
+static bool unref_locked(struct kq *kq)
+{
+	return --kq->refs == 0;
+}
+
+void kq_put(struct kq *kq)
+{
+	pthread_mutex_lock(&reg_lock);
+	bool last = unref_locked(kq);
+	pthread_mutex_unlock(&reg_lock);
+	if (last)
+		destroy(kq);
+}
+
+/* Called with reg_lock held; true if the caller must destroy it. */
+static bool forget_locked(struct kq *kq)
+{
+	if ((size_t)kq->epfd < reg_cap && reg[kq->epfd] == kq) {
+		reg[kq->epfd] = NULL;
+		reg_live--;
+		return unref_locked(kq);
+	}
+	return false;
+}
+
+void kq_dead(struct kq *kq)
+{
+	pthread_mutex_lock(&reg_lock);
+	bool last = forget_locked(kq);
+	pthread_mutex_unlock(&reg_lock);
+	if (last)
+		destroy(kq);
+}
+
+/* Does fd still name kq's epoll? Adding the wake eventfd again answers
+ * EEXIST only there; anything else means the number was closed or reused. */
+static bool alive(struct kq *kq)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = KQ_TOKEN(KQ_TAG_WAKE, 0, 0)};
+	if (epoll_ctl(kq->epfd, EPOLL_CTL_ADD, kq->evfd, &ev) == 0) {
+		epoll_ctl(kq->epfd, EPOLL_CTL_DEL, kq->evfd, NULL); /* someone else's epoll */
+		return false;
+	}
+	return errno == EEXIST;
+}
+
+struct kq *kq_get(int fd)
+{
+	struct kq *kq = NULL;
+	pthread_mutex_lock(&reg_lock);
+	if (fd >= 0 && (size_t)fd < reg_cap && (kq = reg[fd]))
+		kq->refs++;
+	pthread_mutex_unlock(&reg_lock);
+	if (kq && !alive(kq)) {
+		kq_dead(kq);
+		kq_put(kq);
+		kq = NULL;
+	}
+	return kq;
+}
+
+/* Forget every registered kq whose fd is gone; called with reg_lock held. */
+static void sweep_locked(void)
+{
+	for (size_t i = 0; i < reg_cap; i++) {
+		struct kq *kq = reg[i];
+		if (kq && !alive(kq) && forget_locked(kq)) {
+			/* destroy() takes no registry lock: safe to call here */
+			destroy(kq);
+		}
+	}
+	reg_sweep_at = reg_live * 2 > 64 ? reg_live * 2 : 64;
+}
+
+static int reg_grow(size_t need)
+{
+	size_t cap = reg_cap ? reg_cap : 64;
+	while (cap <= need)
+		cap *= 2;
+	struct kq **r = realloc(reg, cap * sizeof *r);
+	if (!r)
+		return ENOMEM;
+	memset(r + reg_cap, 0, (cap - reg_cap) * sizeof *r);
+	reg = r;
+	reg_cap = cap;
+	return 0;
+}
+
+static void fork_prepare(void)
+{
+	pthread_mutex_lock(&reg_lock);
+	for (size_t i = 0; i < reg_cap; i++)
+		if (reg[i])
+			pthread_mutex_lock(&reg[i]->lock);
+	kq_signal_fork_prepare();
+}
+
+static void fork_parent(void)
+{
+	kq_signal_fork_parent();
+	for (size_t i = 0; i < reg_cap; i++)
+		if (reg[i])
+			pthread_mutex_unlock(&reg[i]->lock);
+	pthread_mutex_unlock(&reg_lock);
+}
+
+/* A forked child inherits no kqueue, as on BSD: close the copies it got. */
+static void fork_child(void)
+{
+	kq_signal_fork_child();
+	for (size_t i = 0; i < reg_cap; i++) {
+		struct kq *kq = reg[i];
+		if (!kq)
+			continue;
+		reg[i] = NULL;
+		pthread_mutex_unlock(&kq->lock);
+		close(kq->epfd);
+		kq->refs = 1; /* other threads' references did not survive the fork */
+		destroy(kq);
+	}
+	reg_live = 0;
+	pthread_mutex_unlock(&reg_lock);
+}
+
+static void reg_init(void)
+{
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+static int create(unsigned flags)
+{
+	(void)flags; /* every kq fd is close-on-exec: its state would not survive exec */
+	pthread_once(&reg_once, reg_init);
+	struct kq *kq = calloc(1, sizeof *kq);
+	if (!kq)
+		return errno = ENOMEM, -1;
+	pthread_mutex_init(&kq->lock, NULL);
+	kq_list_init(&kq->active);
+	kq_list_init(&kq->sigs);
+	kq_list_init(&kq->vnodes);
+	kq->tmfd = kq->inofd = -1;
+	kq->refs = 1;
+	kq->epfd = epoll_create1(EPOLL_CLOEXEC);
+	kq->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = KQ_TOKEN(KQ_TAG_WAKE, 0, 0)};
+	int err = 0;
+	if (kq->epfd < 0 || kq->evfd < 0 || epoll_ctl(kq->epfd, EPOLL_CTL_ADD, kq->evfd, &ev))
+		err = errno;
+	if (!err) {
+		pthread_mutex_lock(&reg_lock);
+		err = (size_t)kq->epfd >= reg_cap ? reg_grow((size_t)kq->epfd) : 0;
+		struct kq *old = NULL;
+		if (!err) {
+			/* The number is ours again, so whatever had it was closed. */
+			old = reg[kq->epfd];
+			if (old && forget_locked(old))
+				destroy(old);
+			if (reg_live >= reg_sweep_at)
+				sweep_locked();
+			reg[kq->epfd] = kq;
+			reg_live++;
+		}
+		pthread_mutex_unlock(&reg_lock);
+	}
+	if (err) {
+		if (kq->epfd >= 0)
+			close(kq->epfd);
+		if (kq->evfd >= 0)
+			close(kq->evfd);
+		pthread_mutex_destroy(&kq->lock);
+		free(kq);
+		return errno = err, -1;
+	}
+	return kq->epfd;
+}
+
+KQ_API int kqueue(void)
+{
+	return create(0);
+}
+
+KQ_API int kqueuex(unsigned int flags)
+{
+	if (flags & ~KQUEUE_CLOEXEC)
+		return errno = EINVAL, -1;
+	return create(flags);
+}
