@@ -145,7 +145,7 @@ demo: deps
 	@scripts/demo $(BUILD)
 
 install: all
-	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/kqaio $(DESTDIR)$(BINDIR) \
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/kqaio/sys $(DESTDIR)$(BINDIR) \
 		$(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7 \
 		$(DESTDIR)$(MANDIR)/man1
 	install -m 755 $(SO).$(VERSION) $(DESTDIR)$(LIBDIR)/
@@ -153,6 +153,7 @@ install: all
 	ln -sf libkqaio.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libkqaio.so
 	install -m 644 $(A) $(DESTDIR)$(LIBDIR)/
 	install -m 644 include/kqaio/*.h $(DESTDIR)$(INCLUDEDIR)/kqaio/
+	install -m 644 include/kqaio/sys/event.h $(DESTDIR)$(INCLUDEDIR)/kqaio/sys/
 	sed -e 's|@KQAIO_LIB@|$(LIBDIR)/libkqaio.so.$(SOMAJOR)|' -e 's|@KQAIO_VERSION@|$(VERSION)|' tools/kqaio-run.in \
 		> $(DESTDIR)$(BINDIR)/kqaio-run
 	chmod 755 $(DESTDIR)$(BINDIR)/kqaio-run

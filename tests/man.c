@@ -14,6 +14,7 @@ static const char *const public_functions[] = {
     "aio_read",		"aio_write",  "aio_readv",     "aio_writev",	"aio_fsync",
     "aio_error",	"aio_return", "aio_suspend",   "aio_cancel",	"lio_listio",
     "aio_waitcomplete", "aio_init",   "kqaio_version", "kqaio_backend", "kqaio_get_stats",
+    "kqueue",		"kqueuex",    "kevent",
 };
 
 /* The absolute path of the source tree's man/ directory, into buf. */
