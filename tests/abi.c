@@ -36,7 +36,8 @@ static const char *const exported[] = {
     "aio_fsync64",   "aio_init",     "aio_read",     "aio_read64",    "aio_readv",
     "aio_return",    "aio_return64", "aio_suspend",  "aio_suspend64", "aio_waitcomplete",
     "aio_write",     "aio_write64",  "aio_writev",   "kqaio_backend", "kqaio_get_stats",
-    "kqaio_version", "lio_listio",   "lio_listio64",
+    "kqaio_version", "lio_listio",   "lio_listio64", "kqueue",	      "kqueuex",
+    "kevent",
 };
 
 static const char *build_dir(void)
