@@ -4,6 +4,8 @@
  * failures at completion (EFAULT, ENOSPC); resubmitting an aiocb still in flight. */
 #include "kqt.h"
 
+#include <sys/event.h>
+
 #include <limits.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -209,10 +211,21 @@ Test(errors, bad_sigevent_is_einval)
 		prep(&cb, op, fd);
 		cb.aio_sigevent.sigev_notify = 99;
 		expect_fail(op, &cb, EINVAL, "sigev_notify 99");
-		/* SIGEV_KEVENT (3) is refused until the kqueue side exists. */
+		/* SIGEV_KEVENT: flags other than ONESHOT, CLEAR, DISPATCH are EINVAL;
+		 * a descriptor that is no kqueue is EBADF. */
 		prep(&cb, op, fd);
 		cb.aio_sigevent.sigev_notify = SIGEV_KEVENT;
-		expect_fail(op, &cb, EINVAL, "SIGEV_KEVENT");
+		cb.aio_sigevent.sigev_notify_kqueue = fd;
+		cb.aio_sigevent.sigev_notify_kevent_flags = EV_ADD;
+		expect_fail(op, &cb, EINVAL, "SIGEV_KEVENT flags EV_ADD");
+		prep(&cb, op, fd);
+		cb.aio_sigevent.sigev_notify = SIGEV_KEVENT;
+		cb.aio_sigevent.sigev_notify_kqueue = fd;
+		expect_fail(op, &cb, EBADF, "SIGEV_KEVENT to a file, not a kqueue");
+		prep(&cb, op, fd);
+		cb.aio_sigevent.sigev_notify = SIGEV_KEVENT;
+		cb.aio_sigevent.sigev_notify_kqueue = -1;
+		expect_fail(op, &cb, EBADF, "SIGEV_KEVENT to kqueue -1");
 		prep(&cb, op, fd);
 		cb.aio_sigevent.sigev_notify = SIGEV_SIGNAL;
 		cb.aio_sigevent.sigev_signo = 65;

@@ -42,7 +42,9 @@ struct kq_job {
 	struct kq_link wlink; /* fd write list (fsync barrier) */
 	struct kq_link alink; /* every unfinished job, for aio_cancel(fd, NULL) */
 	struct aiocb *cb;
-	struct kq_list *list;
+	struct kq_list *list; /* the list counting this job, until it is done */
+	struct kq_list *lio;  /* the list this job came in, until it is reaped */
+	struct kq_knote *kn;  /* SIGEV_KEVENT: its EVFILT_AIO knote */
 	struct kq_fd *fdst;
 	uint32_t gen;
 	uint8_t op, where, flags;
@@ -74,10 +76,12 @@ static inline struct kq_cbpriv *kq_priv(struct aiocb *cb)
 
 struct kq_list {
 	uint32_t pending; /* futex word: entries not yet done, plus the guard */
-	int refs;	  /* the caller's guard plus each unfinished entry */
+	int refs;	  /* the caller's guard plus each unreaped entry */
 	int wait;	  /* LIO_WAIT: the caller sleeps on pending */
 	int failed;	  /* an entry ended with an error */
+	int queued;	  /* entries queued */
 	struct sigevent sev;
+	struct kq_knote *kn; /* SIGEV_KEVENT: its EVFILT_LIO knote */
 	struct kq_list *next_free;
 };
 
@@ -94,7 +98,12 @@ struct kq_fd {
 #define KQ_BATCH_JOBS 32 /* jobs one kq_batch may complete: each owes up to two */
 struct kq_batch {
 	int n;
-	struct sigevent sev[2 * KQ_BATCH_JOBS];
+	struct kq_note {
+		struct sigevent sev;
+		struct kq_knote *kn; /* SIGEV_KEVENT: referenced until posted */
+		int64_t data;
+		int once;
+	} note[2 * KQ_BATCH_JOBS];
 };
 
 enum kq_backend { KQ_BE_POOL, KQ_BE_URING };
@@ -146,7 +155,9 @@ void kq_record_failure(struct aiocb *cb, int err);
 
 /* complete.c */
 void kq_batch_init(struct kq_batch *b);
-void kq_batch_add(struct kq_batch *b, const struct sigevent *sev); /* if it notifies */
+/* Owe the notification sev asks for (kn: its knote, data: the kevent's data). */
+void kq_batch_add(struct kq_batch *b, const struct sigevent *sev, struct kq_knote *kn, int64_t data,
+		  int once);
 void kq_complete_locked(struct kq_job *j, ssize_t res, int err, struct kq_batch *b);
 void kq_batch_flush(struct kq_batch *b);		    /* lock not held */
 void kq_job_finish(struct kq_job *j, ssize_t res, int err); /* for backends */

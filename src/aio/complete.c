@@ -5,6 +5,7 @@
 #include <limits.h>
 
 #include "common/futex.h"
+#include "kq/post.h"
 
 void kq_batch_init(struct kq_batch *b)
 {
@@ -17,10 +18,19 @@ static int wants_notify(const struct sigevent *sev)
 	       !(sev->sigev_notify == SIGEV_SIGNAL && sev->sigev_signo == 0);
 }
 
-void kq_batch_add(struct kq_batch *b, const struct sigevent *sev)
+void kq_batch_add(struct kq_batch *b, const struct sigevent *sev, struct kq_knote *kn, int64_t data,
+		  int once)
 {
-	if (wants_notify(sev))
-		b->sev[b->n++] = *sev;
+	if (!wants_notify(sev) || (sev->sigev_notify == SIGEV_KEVENT && !kn))
+		return;
+	struct kq_note *n = &b->note[b->n++];
+	n->sev = *sev;
+	n->kn = sev->sigev_notify == SIGEV_KEVENT ? kn : NULL;
+	n->data = data;
+	n->once = once;
+	/* A reap may delete the knote before the flush posts it. */
+	if (n->kn)
+		kq_post_ref(n->kn);
 }
 
 void kq_complete_locked(struct kq_job *j, ssize_t res, int err, struct kq_batch *b)
@@ -34,7 +44,7 @@ void kq_complete_locked(struct kq_job *j, ssize_t res, int err, struct kq_batch 
 	j->where = KQ_W_DONE;
 	kq_list_add_tail(&kq_aio.done, &j->qlink);
 	kq_stats_completed(j->op, res, err);
-	kq_batch_add(b, &j->sev);
+	kq_batch_add(b, &j->sev, j->kn, err, 0);
 	if (j->list) {
 		kq_list_entry_done(j->list, err != 0, b);
 		j->list = NULL;
@@ -47,8 +57,15 @@ void kq_batch_flush(struct kq_batch *b)
 	kq_uring_flush();
 	if (__atomic_load_n(&kq_aio.waiters, __ATOMIC_SEQ_CST))
 		kq_futex_wake(&kq_aio.seq, INT_MAX);
-	for (int i = 0; i < b->n; i++)
-		kq_notify(&b->sev[i]);
+	for (int i = 0; i < b->n; i++) {
+		struct kq_note *n = &b->note[i];
+		if (n->kn) {
+			kq_post_fire(n->kn, n->data, n->once);
+			kq_post_unref(n->kn);
+		} else {
+			kq_notify(&n->sev);
+		}
+	}
 	b->n = 0;
 }
 

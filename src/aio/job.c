@@ -3,6 +3,8 @@
 
 #include <stdlib.h>
 
+#include "kq/post.h"
+
 #define SLAB 128
 
 struct kq_job *kq_job_alloc(void)
@@ -27,14 +29,26 @@ struct kq_job *kq_job_alloc(void)
 	kq_list_init(&j->wlink);
 	kq_list_init(&j->alink);
 	j->list = NULL;
+	j->lio = NULL;
+	j->kn = NULL;
 	j->fdst = NULL;
 	j->flags = 0;
 	j->done = 0;
 	return j;
 }
 
+/* Lock held. Reaping (or a submission undone) ends the job's kevent and its
+ * hold on the list it came in. */
 void kq_job_free(struct kq_job *j)
 {
+	if (j->kn) {
+		kq_post_detach(j->kn);
+		j->kn = NULL;
+	}
+	if (j->lio) {
+		kq_list_put(j->lio);
+		j->lio = NULL;
+	}
 	free(j->iov_heap);
 	j->iov_heap = NULL;
 	j->where = KQ_W_FREE;

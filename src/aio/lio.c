@@ -4,8 +4,10 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/event.h>
 
 #include "common/futex.h"
+#include "kq/post.h"
 
 struct kq_list *kq_list_alloc(void)
 {
@@ -18,6 +20,8 @@ struct kq_list *kq_list_alloc(void)
 	l->refs = 1;
 	l->wait = 0;
 	l->failed = 0;
+	l->queued = 0;
+	l->kn = NULL;
 	l->sev.sigev_notify = SIGEV_NONE;
 	return l;
 }
@@ -26,6 +30,15 @@ void kq_list_put(struct kq_list *l)
 {
 	if (--l->refs)
 		return;
+	/* The last entry is reaped: the list's event goes with it. A list that
+	 * queued nothing fired a one-shot event that waits to be read. */
+	if (l->kn) {
+		if (l->queued)
+			kq_post_detach(l->kn);
+		else
+			kq_post_unref(l->kn);
+		l->kn = NULL;
+	}
 	l->next_free = kq_aio.free_lists;
 	kq_aio.free_lists = l;
 }
@@ -39,9 +52,8 @@ void kq_list_entry_done(struct kq_list *l, int failed, struct kq_batch *b)
 		if (l->wait)
 			kq_futex_wake(&l->pending, 1);
 		else
-			kq_batch_add(b, &l->sev);
+			kq_batch_add(b, &l->sev, l->kn, 0, !l->queued);
 	}
-	kq_list_put(l);
 }
 
 KQ_API int lio_listio(int mode, struct aiocb *const list[], int nent, struct sigevent *sig)
@@ -65,6 +77,19 @@ KQ_API int lio_listio(int mode, struct aiocb *const list[], int nent, struct sig
 	l->wait = mode == LIO_WAIT;
 	if (mode == LIO_NOWAIT && sig)
 		l->sev = *sig;
+	if (mode == LIO_NOWAIT && sig && sig->sigev_notify == SIGEV_KEVENT) {
+		int err;
+		l->kn = kq_post_attach(sig->sigev_notify_kqueue, EVFILT_LIO, (uintptr_t)list,
+				       sig->sigev_value.sival_ptr,
+				       (unsigned)sig->sigev_notify_kevent_flags, &err);
+		if (!l->kn) {
+			pthread_mutex_lock(&kq_aio.lock);
+			kq_list_put(l);
+			pthread_mutex_unlock(&kq_aio.lock);
+			errno = err;
+			return -1;
+		}
+	}
 	int eagain = 0, other = 0;
 	struct kq_fdinfo fi = {.fd = -1, .fl = -1};
 	kq_uring_plug(1); /* the whole list goes to the kernel in one submission */
@@ -91,6 +116,7 @@ KQ_API int lio_listio(int mode, struct aiocb *const list[], int nent, struct sig
 	pthread_mutex_lock(&kq_aio.lock);
 	l->refs++;		      /* the caller keeps the list to read its result */
 	kq_list_entry_done(l, 0, &b); /* drop the guard */
+	kq_list_put(l);
 	pthread_mutex_unlock(&kq_aio.lock);
 	kq_batch_flush(&b);
 	int err = other ? EIO : eagain ? EAGAIN : 0;

@@ -2,6 +2,7 @@
 #include "aio/aio.h"
 
 #include <errno.h>
+#include <sys/event.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -23,7 +24,12 @@ int kq_sigevent_check(const struct sigevent *sev)
 			   : 0;
 	case SIGEV_THREAD:
 		return sev->sigev_notify_function ? 0 : EINVAL;
-	default: /* SIGEV_KEVENT arrives with the kqueue */
+	case SIGEV_KEVENT: /* the kqueue itself is checked when the knote is made */
+		return (unsigned)sev->sigev_notify_kevent_flags &
+			       ~(unsigned)(EV_ONESHOT | EV_CLEAR | EV_DISPATCH)
+			   ? EINVAL
+			   : 0;
+	default:
 		return EINVAL;
 	}
 }

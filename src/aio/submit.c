@@ -7,8 +7,11 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/event.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "kq/post.h"
 
 enum { SUB_READ, SUB_WRITE, SUB_READV, SUB_WRITEV, SUB_FSYNC, SUB_FDSYNC };
 
@@ -151,7 +154,7 @@ static int bind_job(struct kq_job *j, struct aiocb *cb, const struct req *r, str
 		j->iovcnt = 1;
 	}
 	if (list) {
-		j->list = list;
+		j->list = j->lio = list;
 		list->refs++;
 		__atomic_store_n(&list->pending, list->pending + 1, __ATOMIC_RELAXED);
 	}
@@ -188,6 +191,16 @@ int kq_submit(struct aiocb *cb, int sub, struct kq_list *list, struct kq_fdinfo 
 		if (!j)
 			err = EAGAIN;
 	}
+	if (!err && cb->aio_sigevent.sigev_notify == SIGEV_KEVENT) {
+		/* After claim_cb: a refused resubmission must not touch the knote
+		 * of the job still running on this aiocb. */
+		const struct sigevent *s = &cb->aio_sigevent;
+		j->kn = kq_post_attach(s->sigev_notify_kqueue, EVFILT_AIO, (uintptr_t)cb,
+				       s->sigev_value.sival_ptr,
+				       (unsigned)s->sigev_notify_kevent_flags, &err);
+		if (err)
+			kq_job_free(j);
+	}
 	if (!err) {
 		err = bind_job(j, cb, &r, list);
 		if (!err)
@@ -198,6 +211,7 @@ int kq_submit(struct aiocb *cb, int sub, struct kq_list *list, struct kq_fdinfo 
 				j->list->refs--;
 				__atomic_store_n(&j->list->pending, j->list->pending - 1,
 						 __ATOMIC_RELAXED);
+				j->list = j->lio = NULL;
 			}
 			kq_list_del(&j->alink);
 			kq_job_free(j);
@@ -205,6 +219,8 @@ int kq_submit(struct aiocb *cb, int sub, struct kq_list *list, struct kq_fdinfo 
 	}
 	if (err)
 		record_failure(cb, err);
+	else if (list)
+		list->queued++;
 	pthread_mutex_unlock(&kq_aio.lock);
 	if (err) {
 		kq_stats_rejected();

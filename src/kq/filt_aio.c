@@ -1,17 +1,23 @@
 /* EVFILT_AIO and EVFILT_LIO: knotes the AIO engine makes for SIGEV_KEVENT
- * requests. A program cannot add them (no attach: EPERM), but it may delete,
- * enable or disable one that exists. */
+ * requests and lists. A program cannot add them (no attach: EPERM), but may
+ * delete, enable or disable one that exists. Each knote holds a reference on
+ * its kq, so a completion after close(kq) posts into the old object, never
+ * into whatever has the fd number now. */
 #include "kq/kq.h"
+#include "kq/post.h"
+
+#include <errno.h>
+#include <stdlib.h>
 
 static bool aio_event(struct kq *kq, struct kq_knote *kn)
 {
 	(void)kq;
-	return kn->eflags & EV_EOF;
+	return kn->status & KN_FIRED;
 }
 
 static void aio_enable(struct kq *kq, struct kq_knote *kn)
 {
-	if (kn->eflags & EV_EOF)
+	if (kn->status & KN_FIRED)
 		kq_knote_activate(kq, kn);
 }
 
@@ -26,3 +32,73 @@ const struct kq_filter kq_filt_lio = {
     .enable = aio_enable,
     .event = aio_event,
 };
+
+struct kq_knote *kq_post_attach(int kqfd, short filter, uintptr_t ident, void *udata,
+				unsigned flags, int *err)
+{
+	if (flags & ~(unsigned)(EV_ONESHOT | EV_CLEAR | EV_DISPATCH)) {
+		*err = EINVAL;
+		return NULL;
+	}
+	struct kq *kq = kq_get(kqfd);
+	if (!kq) {
+		*err = EBADF;
+		return NULL;
+	}
+	struct kevent kev = {.ident = ident,
+			     .filter = filter,
+			     .flags = (unsigned short)(EV_ADD | flags),
+			     .udata = udata};
+	pthread_mutex_lock(&kq->lock);
+	struct kq_knote *old = kq_knote_find(kq, ident, filter);
+	if (old)
+		kq_knote_drop(kq, old);
+	struct kq_knote *kn =
+	    kq_knote_new(kq, &kev, filter == EVFILT_AIO ? &kq_filt_aio : &kq_filt_lio);
+	if (kn) {
+		kn->refs = 2; /* the kq's and the caller's */
+		kn->kq = kq;
+		kq_knote_insert(kq, kn);
+	}
+	kq_unlock(kq);
+	if (!kn) {
+		kq_put(kq);
+		*err = ENOMEM;
+	}
+	return kn;
+}
+
+void kq_post_ref(struct kq_knote *kn)
+{
+	__atomic_add_fetch(&kn->refs, 1, __ATOMIC_RELAXED);
+}
+
+void kq_post_unref(struct kq_knote *kn)
+{
+	kq_knote_unref(kn);
+}
+
+void kq_post_fire(struct kq_knote *kn, int64_t data, int once)
+{
+	struct kq *kq = kn->kq;
+	pthread_mutex_lock(&kq->lock);
+	if (!(kn->status & KN_DEAD)) {
+		kn->status |= KN_FIRED;
+		kn->eflags = kn->filter == EVFILT_AIO ? EV_EOF : 0;
+		kn->data = data;
+		if (once)
+			kn->flags |= EV_ONESHOT;
+		kq_knote_activate(kq, kn);
+	}
+	kq_unlock(kq);
+}
+
+void kq_post_detach(struct kq_knote *kn)
+{
+	struct kq *kq = kn->kq;
+	pthread_mutex_lock(&kq->lock);
+	if (!(kn->status & KN_DEAD))
+		kq_knote_drop(kq, kn);
+	kq_unlock(kq);
+	kq_knote_unref(kn);
+}

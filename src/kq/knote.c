@@ -131,10 +131,16 @@ static void unlink_hash(struct kq *kq, struct kq_knote *kn)
 		}
 }
 
+/* The last reference to an AIO knote is always the engine's, dropped
+ * without the kq lock, so putting the kq here cannot deadlock. */
 void kq_knote_unref(struct kq_knote *kn)
 {
-	if (__atomic_sub_fetch(&kn->refs, 1, __ATOMIC_ACQ_REL) == 0)
+	if (__atomic_sub_fetch(&kn->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+		struct kq *kq = kn->kq;
 		free(kn);
+		if (kq)
+			kq_put(kq);
+	}
 }
 
 void kq_knote_drop(struct kq *kq, struct kq_knote *kn)

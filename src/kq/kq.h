@@ -35,6 +35,7 @@ enum kq_tag {
 #define KN_DISABLED 0x02 /* EV_DISABLE, or EV_DISPATCH after a report */
 #define KN_FRESH    0x04 /* fd knote: data and flags were just read from epoll */
 #define KN_DEAD	    0x08 /* deleted; freed when the last reference goes */
+#define KN_FIRED    0x10 /* AIO, LIO: the request or list is done */
 
 /* What a filter does with its knotes; the kq lock is held in every call. */
 struct kq_filter {
@@ -76,6 +77,7 @@ struct kq_knote {
 	unsigned short status;
 	uint32_t gen;
 	unsigned refs; /* the kq's, plus one per outside holder (AIO jobs) */
+	struct kq *kq; /* AIO, LIO: the kq, referenced; else NULL */
 	union {
 		struct {
 			long heap;		  /* index in the timer heap, -1 when not in it */

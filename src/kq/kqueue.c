@@ -15,7 +15,6 @@
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct kq **reg;
 static size_t reg_cap, reg_live, reg_sweep_at = 64;
-static pthread_once_t reg_once = PTHREAD_ONCE_INIT;
 
 static void destroy(struct kq *kq)
 {
@@ -158,7 +157,10 @@ static void fork_child(void)
 	pthread_mutex_unlock(&reg_lock);
 }
 
-static void reg_init(void)
+/* Registered at load, before the AIO engine registers its own handlers at
+ * first use: prepare handlers run in reverse, so the engine's lock is taken
+ * before the kq locks, the order in which the engine nests them. */
+__attribute__((constructor)) static void reg_init(void)
 {
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
@@ -166,7 +168,6 @@ static void reg_init(void)
 static int create(unsigned flags)
 {
 	(void)flags; /* every kq fd is close-on-exec: its state would not survive exec */
-	pthread_once(&reg_once, reg_init);
 	struct kq *kq = calloc(1, sizeof *kq);
 	if (!kq)
 		return errno = ENOMEM, -1;
