@@ -84,13 +84,18 @@ tools: $(TOOLS)
 
 # Benchmark programs (bench/*.c), built against glibc alone: the scripts beside
 # them run each twice, as built and with kqaio preloaded, to compare in one run.
-BENCH_SRCS := $(wildcard bench/*.c)
+BENCH_SRCS := $(filter-out bench/kq-bench.c,$(wildcard bench/*.c))
 BENCHES := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
-bench: $(BENCHES)
+bench: $(BENCHES) $(BUILD)/bench/kq-bench
 
 $(BUILD)/bench/%: bench/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -pthread $(SANFLAGS) $< -o $@
+
+# kqueue against raw epoll in one process: linked against the library itself.
+$(BUILD)/bench/kq-bench: bench/kq-bench.c $(SO)
+	@mkdir -p $(dir $@)
+	$(CC) $(PROG_CFLAGS) $< -o $@ $(PROG_LDFLAGS)
 
 $(BUILD)/kqaio-run: tools/kqaio-run.in $(SO)
 	sed -e 's|@KQAIO_LIB@|$(if $(SANRT),$(SANRT):)$(abspath $(BUILD))/libkqaio.so.$(SOMAJOR)|' \
