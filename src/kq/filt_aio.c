@@ -41,6 +41,11 @@ struct kq_knote *kq_post_attach(int kqfd, short filter, uintptr_t ident, void *u
 		return NULL;
 	}
 	struct kq *kq = kq_get(kqfd);
+	if (kq && !kq_alive(kq)) {
+		kq_dead(kq);
+		kq_put(kq);
+		kq = NULL;
+	}
 	if (!kq) {
 		*err = EBADF;
 		return NULL;

@@ -33,6 +33,8 @@ static int classify(struct kq_fdreg *r, int fd)
 	struct stat st;
 	if (fstat(fd, &st))
 		return EBADF;
+	r->dev = st.st_dev;
+	r->ino = st.st_ino;
 	r->kind = KQ_FD_OTHER;
 	if (S_ISFIFO(st.st_mode)) {
 		r->kind = KQ_FD_PIPE;
@@ -189,9 +191,9 @@ static int fd_attach(struct kq *kq, struct kq_knote *kn, const struct kevent *ke
 		}
 		return err;
 	}
-	/* Edge-triggered and always-ready registrations say nothing of the
-	 * present state by themselves: look once. */
-	if (r->always || (r->events & EPOLLET))
+	/* An always-ready fd has no epoll to say so; adding an edge-triggered
+	 * registration reports the present state as an edge by itself. */
+	if (r->always)
 		queue_check(kq, r, kn);
 	return 0;
 }
@@ -204,7 +206,7 @@ static int fd_touch(struct kq *kq, struct kq_knote *kn, const struct kevent *kev
 	if (!(kev->flags & EV_ADD))
 		return 0;
 	int err = sync_reg(kq, (int)kn->ident, r, true);
-	if (!err && !(kn->status & KN_DISABLED) && (r->always || (r->events & EPOLLET)))
+	if (!err && !(kn->status & KN_DISABLED) && r->always)
 		queue_check(kq, r, kn);
 	return err;
 }
@@ -215,7 +217,7 @@ static void fd_enable(struct kq *kq, struct kq_knote *kn)
 	if (kn->status & KN_DISABLED)
 		kq_knote_dequeue(kq, kn);
 	sync_reg(kq, (int)kn->ident, r, false);
-	if (!(kn->status & KN_DISABLED) && (r->always || (r->events & EPOLLET)))
+	if (!(kn->status & KN_DISABLED) && r->always)
 		queue_check(kq, r, kn);
 }
 
@@ -256,8 +258,28 @@ static void fd_reported(struct kq *kq, struct kq_knote *kn)
 		kq_knote_dequeue(kq, kn);
 }
 
+int kq_fd_check(struct kq *kq, uintptr_t fd)
+{
+	struct stat st;
+	if (fd > INT_MAX || fstat((int)fd, &st))
+		return EBADF;
+	struct kq_fdreg *r = reg_of(kq, fd);
+	return r && (r->dev != st.st_dev || r->ino != st.st_ino) ? ESTALE : 0;
+}
+
+void kq_fd_forget(struct kq *kq, uintptr_t fd)
+{
+	struct kq_fdreg *r = reg_of(kq, fd);
+	if (!r)
+		return;
+	struct kq_knote *kns[2] = {r->kn[0], r->kn[1]};
+	for (int i = 0; i < 2; i++)
+		if (kns[i])
+			kq_knote_drop(kq, kns[i]);
+}
+
 int kq_fd_event(struct kq *kq, uint32_t key, uint32_t gen, uint32_t revents, struct kevent *out,
-		int room)
+		int room, uint32_t pass)
 {
 	struct kq_fdreg *r = reg_of(kq, key);
 	if (!r || r->gen != gen)
@@ -271,12 +293,12 @@ int kq_fd_event(struct kq *kq, uint32_t key, uint32_t gen, uint32_t revents, str
 			continue;
 		if (!(revents & (i ? WR_EVENTS : RD_EVENTS)) || !measure(r, kn, revents))
 			continue;
-		if (edge || n >= room || (kn->status & KN_QUEUED)) {
+		if (edge || n >= room || (kn->status & KN_QUEUED) || kn->pass == pass) {
 			kn->status |= KN_FRESH;
 			kq_knote_activate(kq, kn);
 			continue;
 		}
-		n += kq_report(kq, kn, out + n);
+		n += kq_report(kq, kn, out + n, pass);
 	}
 	return n;
 }

@@ -3,7 +3,6 @@
 #include "kq/kq.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -12,8 +11,9 @@
 
 /* Fill out from kn and apply what reporting does to it: ONESHOT deletes,
  * DISPATCH disables, CLEAR resets, and a level-triggered knote stays. */
-int kq_report(struct kq *kq, struct kq_knote *kn, struct kevent *out)
+int kq_report(struct kq *kq, struct kq_knote *kn, struct kevent *out, uint32_t pass)
 {
+	kn->pass = pass;
 	*out = (struct kevent){.ident = kn->ident,
 			       .filter = kn->filter,
 			       .flags = kn->flags | kn->eflags,
@@ -41,23 +41,27 @@ int kq_report(struct kq *kq, struct kq_knote *kn, struct kevent *out)
 	return 1;
 }
 
-/* Report queued knotes, oldest first; a level-triggered one goes to the back. */
-static int collect(struct kq *kq, struct kevent *ev, int room)
+/* Report queued knotes, oldest first; a level-triggered one goes to the back,
+ * and is not reported twice in one call (pass). */
+static int collect(struct kq *kq, struct kevent *ev, int room, uint32_t pass)
 {
 	int n = 0;
-	struct kq_link *end = kq->active.prev;
-	for (struct kq_link *l; n < room && (l = kq_list_first(&kq->active));) {
+	struct kq_link *l = kq->active.next, *end = kq->active.prev;
+	while (n < room && l != &kq->active) {
+		struct kq_link *next = l->next;
 		struct kq_knote *kn = kq_container_of(l, struct kq_knote, alink);
 		bool last = l == end;
-		kq_knote_dequeue(kq, kn);
-		if (!kn->fop->event || kn->fop->event(kq, kn)) {
-			bool level = !(kn->flags & (EV_ONESHOT | EV_CLEAR | EV_DISPATCH));
-			if (level)
-				kq_knote_activate(kq, kn);
-			n += kq_report(kq, kn, &ev[n]);
+		if (kn->pass != pass) {
+			kq_knote_dequeue(kq, kn);
+			if (!kn->fop->event || kn->fop->event(kq, kn)) {
+				if (!(kn->flags & (EV_ONESHOT | EV_CLEAR | EV_DISPATCH)))
+					kq_knote_activate(kq, kn);
+				n += kq_report(kq, kn, &ev[n], pass);
+			}
 		}
 		if (last)
 			break;
+		l = next;
 	}
 	return n;
 }
@@ -70,14 +74,22 @@ static int change(struct kq *kq, const struct kevent *kev)
 	if (kev->flags & (EV_FORCEONESHOT | EV_KEEPUDATA))
 		return EINVAL;
 	struct kq_knote *kn = kq_knote_find(kq, kev->ident, kev->filter);
-	bool fdf = kev->filter == EVFILT_READ || kev->filter == EVFILT_WRITE;
+	if (kev->filter == EVFILT_READ || kev->filter == EVFILT_WRITE) {
+		/* On BSD closing an fd deletes its knotes: those of a closed fd, or
+		 * of the file its number named before, are gone now. */
+		int err = kq_fd_check(kq, kev->ident);
+		if (err && kn) {
+			kq_fd_forget(kq, kev->ident);
+			kn = NULL;
+		}
+		if (err == EBADF)
+			return EBADF;
+	}
 	if (kev->flags & EV_DELETE) {
-		/* On BSD closing an fd deletes its knotes: a closed fd is EBADF. */
-		int err = fdf && fcntl((int)kev->ident, F_GETFD) < 0 ? EBADF : 0;
 		if (!kn)
-			return err ? err : ENOENT;
+			return ENOENT;
 		kq_knote_drop(kq, kn);
-		return err;
+		return 0;
 	}
 	if (!kn) {
 		if (!(kev->flags & EV_ADD))
@@ -137,7 +149,7 @@ static int epoll_wait_ts(int epfd, struct epoll_event *evs, int n, const struct 
 
 /* Turn what epoll returned into reports and queued knotes. */
 static int handle(struct kq *kq, const struct epoll_event *evs, int nev, struct kevent *ev,
-		  int room)
+		  int room, uint32_t pass)
 {
 	int n = 0;
 	for (int i = 0; i < nev; i++) {
@@ -145,7 +157,7 @@ static int handle(struct kq *kq, const struct epoll_event *evs, int nev, struct 
 		switch (KQ_TOKEN_TAG(t)) {
 		case KQ_TAG_FD:
 			n += kq_fd_event(kq, KQ_TOKEN_KEY(t), KQ_TOKEN_GEN(t), evs[i].events,
-					 ev + n, room - n);
+					 ev + n, room - n, pass);
 			break;
 		case KQ_TAG_TIMER:
 			kq_timer_expire(kq);
@@ -176,9 +188,19 @@ KQ_API int kevent(int fd, const struct kevent *changes, int nchanges, struct kev
 	struct kq *kq = kq_get(fd);
 	if (!kq)
 		return errno = EBADF, -1;
-
-	int n = 0, err = 0;
+	/* Changes must not land in whatever now has a closed kq's number. A
+	 * call without changes learns it from epoll_pwait2 (EBADF, EINVAL), so
+	 * the wait loop, the hot path, makes no extra system call; reporting
+	 * knotes queued before any epoll call needs the check first. */
 	pthread_mutex_lock(&kq->lock);
+	if ((nchanges || (nevents && !kq_list_empty(&kq->active))) && !kq_alive(kq)) {
+		pthread_mutex_unlock(&kq->lock);
+		kq_dead(kq);
+		kq_put(kq);
+		return errno = EBADF, -1;
+	}
+	uint32_t pass = ++kq->pass;
+	int n = 0, err = 0;
 	for (int i = 0; i < nchanges; i++) {
 		int e = change(kq, &changes[i]);
 		if (!e && !(changes[i].flags & EV_RECEIPT))
@@ -214,7 +236,7 @@ KQ_API int kevent(int fd, const struct kevent *changes, int nchanges, struct kev
 	static const struct timespec zero;
 	struct epoll_event evs[KQ_EPOLL_BATCH];
 	for (;;) {
-		n += collect(kq, events + n, nevents - n);
+		n += collect(kq, events + n, nevents - n, pass);
 		kq_unlock(kq);
 		int want = nevents - n < KQ_EPOLL_BATCH ? nevents - n : KQ_EPOLL_BATCH;
 		int r = want ? epoll_wait_ts(kq->epfd, evs, want, n ? &zero : tsp) : 0;
@@ -225,9 +247,9 @@ KQ_API int kevent(int fd, const struct kevent *changes, int nchanges, struct kev
 			break;
 		}
 		pthread_mutex_lock(&kq->lock);
-		n += handle(kq, evs, r, events + n, nevents - n);
+		n += handle(kq, evs, r, events + n, nevents - n, pass);
 		if (r > 0)
-			n += collect(kq, events + n, nevents - n);
+			n += collect(kq, events + n, nevents - n, pass);
 		if (n || (timeout && !timeout->tv_sec && !timeout->tv_nsec)) {
 			kq_unlock(kq);
 			break;

@@ -182,17 +182,27 @@ void kq_knote_free_all(struct kq *kq)
 	kq_timer_free_all(kq);
 }
 
-/* The kq fd is readable through evfd exactly while knotes wait in the queue;
- * settling it here, once per locked section, costs no system call when a
- * kevent() call queues and reports the same knotes itself. */
+/* The kq fd is readable through evfd while knotes wait in the queue. Decided
+ * once per locked section, so a kevent() call that queues and reports the same
+ * knotes makes no system call; written after unlocking, so the thread it wakes
+ * does not run into the lock. Whoever changes the decision settles evfd after,
+ * reading the latest decision, so the last to settle leaves it right. */
 void kq_unlock(struct kq *kq)
 {
 	bool want = !kq_list_empty(&kq->active);
-	if (want != kq->armed) {
+	bool settle = want != kq->armed;
+	if (settle)
+		__atomic_store_n(&kq->armed, want, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&kq->lock);
+	if (!settle)
+		return;
+	pthread_mutex_lock(&kq->evlock);
+	want = __atomic_load_n(&kq->armed, __ATOMIC_ACQUIRE);
+	if (want != kq->evstate) {
 		uint64_t v = 1;
 		ssize_t r = want ? write(kq->evfd, &v, sizeof v) : read(kq->evfd, &v, sizeof v);
 		(void)r;
-		kq->armed = want;
+		kq->evstate = want;
 	}
-	pthread_mutex_unlock(&kq->lock);
+	pthread_mutex_unlock(&kq->evlock);
 }

@@ -76,6 +76,7 @@ struct kq_knote {
 	unsigned short eflags; /* EV_EOF and such, to report */
 	unsigned short status;
 	uint32_t gen;
+	uint32_t pass; /* the kevent() call that last reported it */
 	unsigned refs; /* the kq's, plus one per outside holder (AIO jobs) */
 	struct kq *kq; /* AIO, LIO: the kq, referenced; else NULL */
 	union {
@@ -109,7 +110,9 @@ struct kq_fdreg {
 	uint32_t gen;
 	uint32_t events; /* registered epoll mask; 0 when not registered */
 	bool always;	 /* epoll refused the fd (regular file, directory): always ready */
-	int kind;	 /* KQ_FD_*: how to measure data */
+	dev_t dev;	 /* the file it was added for: a reused fd number names another */
+	ino_t ino;
+	int kind; /* KQ_FD_*: how to measure data */
 	int pipe_size;
 };
 
@@ -117,13 +120,16 @@ enum { KQ_FD_OTHER, KQ_FD_PIPE, KQ_FD_SOCK, KQ_FD_LISTEN, KQ_FD_FILE };
 
 struct kq {
 	pthread_mutex_t lock;
-	int epfd;	/* the kq fd the user holds */
-	int evfd;	/* wake: readable while kq->active is not empty */
-	int tmfd;	/* timerfd, -1 until the first timer */
-	int inofd;	/* inotify, -1 until the first vnode knote */
-	bool armed;	/* evfd holds a count */
-	bool sig_watch; /* the signal eventfd is in epfd */
-	unsigned refs;	/* registry's plus one per kevent() caller or AIO job */
+	int epfd;		/* the kq fd the user holds */
+	int evfd;		/* wake: readable while kq->active is not empty */
+	int tmfd;		/* timerfd, -1 until the first timer */
+	int inofd;		/* inotify, -1 until the first vnode knote */
+	bool armed;		/* evfd should hold a count (the queue is not empty) */
+	bool evstate;		/* evfd holds a count; under evlock */
+	pthread_mutex_t evlock; /* orders the evfd writes and reads, made unlocked */
+	uint32_t pass;		/* kevent() calls so far */
+	bool sig_watch;		/* the signal eventfd is in epfd */
+	unsigned refs;		/* registry's plus one per kevent() caller or AIO job */
 	uint32_t gen;
 	struct kq_link active; /* queued knotes, in order */
 	/* knotes other than READ/WRITE, by (ident, filter) */
@@ -141,7 +147,10 @@ struct kq {
 };
 
 /* kqueue.c: the registry of kq fds */
-struct kq *kq_get(int fd); /* a referenced kq, or NULL (EBADF) */
+/* The kq registered under fd, referenced, or NULL (EBADF). Whether fd still
+ * names it is the caller's to ask (kq_alive), when the answer matters. */
+struct kq *kq_get(int fd);
+bool kq_alive(struct kq *kq); /* its fd number still names its epoll */
 void kq_put(struct kq *kq);
 void kq_dead(struct kq *kq); /* its fd was found closed: forget it */
 
@@ -158,14 +167,18 @@ void kq_unlock(struct kq *kq); /* makes evfd match the queue, then unlocks */
 const struct kq_filter *kq_filter_of(short filter);
 
 /* kevent.c */
-int kq_report(struct kq *kq, struct kq_knote *kn, struct kevent *out);
+int kq_report(struct kq *kq, struct kq_knote *kn, struct kevent *out, uint32_t pass);
 
 /* filters */
 extern const struct kq_filter kq_filt_read, kq_filt_write, kq_filt_timer, kq_filt_user,
     kq_filt_signal, kq_filt_proc, kq_filt_vnode, kq_filt_aio, kq_filt_lio;
 /* Handle a READ/WRITE epoll event; returns events written to out (at most room). */
 int kq_fd_event(struct kq *kq, uint32_t key, uint32_t gen, uint32_t revents, struct kevent *out,
-		int room);
+		int room, uint32_t pass);
+/* 0, or EBADF if fd was closed, ESTALE if its number now names another file,
+ * since its knotes were added. */
+int kq_fd_check(struct kq *kq, uintptr_t fd);
+void kq_fd_forget(struct kq *kq, uintptr_t fd);
 void kq_fd_free_all(struct kq *kq);
 void kq_timer_expire(struct kq *kq);
 void kq_timer_free_all(struct kq *kq);

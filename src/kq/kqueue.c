@@ -29,6 +29,7 @@ static void destroy(struct kq *kq)
 	free(kq->fds);
 	free(kq->heap);
 	pthread_mutex_destroy(&kq->lock);
+	pthread_mutex_destroy(&kq->evlock);
 	free(kq);
 }
 
@@ -69,7 +70,7 @@ void kq_dead(struct kq *kq)
 
 /* Does fd still name kq's epoll? Adding the wake eventfd again answers
  * EEXIST only there; anything else means the number was closed or reused. */
-static bool alive(struct kq *kq)
+bool kq_alive(struct kq *kq)
 {
 	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = KQ_TOKEN(KQ_TAG_WAKE, 0, 0)};
 	if (epoll_ctl(kq->epfd, EPOLL_CTL_ADD, kq->evfd, &ev) == 0) {
@@ -86,11 +87,6 @@ struct kq *kq_get(int fd)
 	if (fd >= 0 && (size_t)fd < reg_cap && (kq = reg[fd]))
 		kq->refs++;
 	pthread_mutex_unlock(&reg_lock);
-	if (kq && !alive(kq)) {
-		kq_dead(kq);
-		kq_put(kq);
-		kq = NULL;
-	}
 	return kq;
 }
 
@@ -99,7 +95,7 @@ static void sweep_locked(void)
 {
 	for (size_t i = 0; i < reg_cap; i++) {
 		struct kq *kq = reg[i];
-		if (kq && !alive(kq) && forget_locked(kq)) {
+		if (kq && !kq_alive(kq) && forget_locked(kq)) {
 			/* destroy() takes no registry lock: safe to call here */
 			destroy(kq);
 		}
@@ -172,6 +168,7 @@ static int create(unsigned flags)
 	if (!kq)
 		return errno = ENOMEM, -1;
 	pthread_mutex_init(&kq->lock, NULL);
+	pthread_mutex_init(&kq->evlock, NULL);
 	kq_list_init(&kq->active);
 	kq_list_init(&kq->sigs);
 	kq_list_init(&kq->vnodes);
@@ -205,6 +202,7 @@ static int create(unsigned flags)
 		if (kq->evfd >= 0)
 			close(kq->evfd);
 		pthread_mutex_destroy(&kq->lock);
+		pthread_mutex_destroy(&kq->evlock);
 		free(kq);
 		return errno = err, -1;
 	}
