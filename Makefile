@@ -57,7 +57,7 @@ TOOLS := $(BUILD)/kqaio-run
 PROG_CFLAGS := $(CFLAGS_BASE) $(SANFLAGS) $(CFLAGS)
 PROG_LDFLAGS := -L$(BUILD) -Wl,-rpath,$(abspath $(BUILD)) -lkqaio -pthread
 
-.PHONY: bench all lib tools examples tests check check-asan check-tsan check-all deps demo \
+.PHONY: bench all lib tools examples tests check check-asan check-tsan check-all soak deps demo \
 	install uninstall clean format
 
 all: lib tools examples bench
@@ -84,18 +84,20 @@ tools: $(TOOLS)
 
 # Benchmark programs (bench/*.c), built against glibc alone: the scripts beside
 # them run each twice, as built and with kqaio preloaded, to compare in one run.
-BENCH_SRCS := $(filter-out bench/kq-bench.c,$(wildcard bench/*.c))
+# Those using kqueue or SIGEV_KEVENT link the library itself (and liburing for
+# raw io_uring peers).
+LINKED_BENCHES := kq-bench aio-kevent-latency
+BENCH_SRCS := $(filter-out $(LINKED_BENCHES:%=bench/%.c),$(wildcard bench/*.c))
 BENCHES := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
-bench: $(BENCHES) $(BUILD)/bench/kq-bench
+bench: $(BENCHES) $(patsubst %,$(BUILD)/bench/%,$(notdir $(basename $(wildcard $(LINKED_BENCHES:%=bench/%.c)))))
 
 $(BUILD)/bench/%: bench/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -pthread $(SANFLAGS) $< -o $@
 
-# kqueue against raw epoll in one process: linked against the library itself.
-$(BUILD)/bench/kq-bench: bench/kq-bench.c $(SO)
+$(LINKED_BENCHES:%=$(BUILD)/bench/%): $(BUILD)/bench/%: bench/%.c $(SO)
 	@mkdir -p $(dir $@)
-	$(CC) $(PROG_CFLAGS) $< -o $@ $(PROG_LDFLAGS)
+	$(CC) $(PROG_CFLAGS) $< -o $@ $(PROG_LDFLAGS) -luring
 
 $(BUILD)/kqaio-run: tools/kqaio-run.in $(SO)
 	sed -e 's|@KQAIO_LIB@|$(if $(SANRT),$(SANRT):)$(abspath $(BUILD))/libkqaio.so.$(SOMAJOR)|' \
@@ -144,6 +146,16 @@ check-tsan:
 	@$(MAKE) --no-print-directory SAN=tsan check
 
 check-all: check check-asan check-tsan
+
+# Ten minutes of the soak tests, five on each backend (make check runs them briefly).
+SOAK_SECONDS ?= 300
+soak: deps
+	@$(MAKE) --no-print-directory all tests
+	for be in pool uring; do \
+		KQAIO_BACKEND=$$be KQAIO_SOAK_SECONDS=$$(($(SOAK_SECONDS) / 3)) \
+		KQAIO_KEVENT_SOAK_SECONDS=$$(($(SOAK_SECONDS) * 2 / 3)) $(TEST_ENV) $(TEST_BIN) \
+		--jobs 1 --timeout $$(($(SOAK_SECONDS) + 120)) --filter '*soak*/*' || exit 1; \
+	done
 
 demo: deps
 	@$(MAKE) --no-print-directory all
