@@ -132,7 +132,9 @@ static int64_t unit_ns(unsigned fflags)
 static int schedule(struct kq *kq, struct kq_knote *kn)
 {
 	int64_t unit = unit_ns(kn->sfflags);
-	if (unit < 0 || kn->sdata < 0)
+	unsigned known =
+	    NOTE_SECONDS | NOTE_MSECONDS | NOTE_USECONDS | NOTE_NSECONDS | NOTE_ABSTIME;
+	if (unit < 0 || kn->sdata < 0 || (kn->sfflags & ~known))
 		return EINVAL;
 	int64_t v = kn->sdata > INT64_MAX / unit ? INT64_MAX / 2 : kn->sdata * unit;
 	int64_t now = kq_now_ns();
@@ -173,6 +175,8 @@ static int timer_touch(struct kq *kq, struct kq_knote *kn, const struct kevent *
 {
 	if (!(kev->flags & EV_ADD))
 		return 0;
+	kn->sdata = kev->data;
+	kn->sfflags = kev->fflags;
 	return schedule(kq, kn);
 }
 

@@ -131,7 +131,11 @@ void kq_vnode_read(struct kq *kq)
 					kn->u.vnode.wd = -1; /* the inode is gone */
 					continue;
 				}
-				unsigned note = translate(kn, ie->mask) & kn->sfflags;
+				/* On a directory, IN_MODIFY and IN_ATTRIB with a name are
+				 * about an entry's contents, not the directory. */
+				uint32_t mask =
+				    ie->len ? ie->mask & ~(IN_MODIFY | IN_ATTRIB) : ie->mask;
+				unsigned note = translate(kn, mask) & kn->sfflags;
 				if (!note)
 					continue;
 				kn->fflags |= note;
