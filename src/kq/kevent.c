@@ -77,7 +77,7 @@ static int change(struct kq *kq, const struct kevent *kev)
 	if (kev->filter == EVFILT_READ || kev->filter == EVFILT_WRITE) {
 		/* On BSD closing an fd deletes its knotes: those of a closed fd, or
 		 * of the file its number named before, are gone now. */
-		int err = kq_fd_check(kq, kev->ident);
+		int err = kn || !(kev->flags & EV_ADD) ? kq_fd_check(kq, kev->ident) : 0;
 		if (err && kn) {
 			kq_fd_forget(kq, kev->ident);
 			kn = NULL;
@@ -188,17 +188,14 @@ KQ_API int kevent(int fd, const struct kevent *changes, int nchanges, struct kev
 	struct kq *kq = kq_get(fd);
 	if (!kq)
 		return errno = EBADF, -1;
-	/* Changes must not land in whatever now has a closed kq's number. A
-	 * call without changes learns it from epoll_pwait2 (EBADF, EINVAL), so
-	 * the wait loop, the hot path, makes no extra system call; reporting
-	 * knotes queued before any epoll call needs the check first. */
-	pthread_mutex_lock(&kq->lock);
-	if ((nchanges || (nevents && !kq_list_empty(&kq->active))) && !kq_alive(kq)) {
-		pthread_mutex_unlock(&kq->lock);
+	/* The number may name something else since the kq was closed: neither
+	 * changes nor a wait may touch it. One system call per kevent(). */
+	if (!kq_alive(kq)) {
 		kq_dead(kq);
 		kq_put(kq);
 		return errno = EBADF, -1;
 	}
+	pthread_mutex_lock(&kq->lock);
 	uint32_t pass = ++kq->pass;
 	int n = 0, err = 0;
 	for (int i = 0; i < nchanges; i++) {
