@@ -81,7 +81,7 @@ static void batch_done(struct batch *b)
 {
 	int writes = 0;
 	for (int i = 0; i < b->n; i++) {
-		struct aiocb *cb = &b->cb[i];
+		struct aiocb *cb = b->list[i]; /* writes refill list[0..i] only */
 		ssize_t r = aio_return(cb);
 		if (r < 0)
 			die(b->state == READING ? "read" : "write");
@@ -91,6 +91,9 @@ static void batch_done(struct batch *b)
 				die("short write");
 			}
 			copied += r;
+		} else if (r < (ssize_t)cb->aio_nbytes && cb->aio_offset + r < size) {
+			errno = EIO; /* short only at the end of the file */
+			die("short read");
 		} else if (r > 0) { /* the same aiocb, now writing what it read */
 			cb->aio_fildes = out;
 			cb->aio_nbytes = (size_t)r;
