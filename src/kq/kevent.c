@@ -171,8 +171,9 @@ static int handle(struct kq *kq, const struct epoll_event *evs, int nev, struct 
 		case KQ_TAG_PROC:
 			kq_proc_event(kq, KQ_TOKEN_KEY(t), KQ_TOKEN_GEN(t));
 			break;
-		default:
-			break; /* KQ_TAG_WAKE: the queue is read below */
+		default: /* KQ_TAG_WAKE: this wait took the edge; the queue is read below */
+			kq->armed = false;
+			break;
 		}
 	}
 	return n;

@@ -182,27 +182,21 @@ void kq_knote_free_all(struct kq *kq)
 	kq_timer_free_all(kq);
 }
 
-/* The kq fd is readable through evfd while knotes wait in the queue. Decided
- * once per locked section, so a kevent() call that queues and reports the same
- * knotes makes no system call; written after unlocking, so the thread it wakes
- * does not run into the lock. Whoever changes the decision settles evfd after,
- * reading the latest decision, so the last to settle leaves it right. */
+/* The kq fd polls readable through evfd, which is edge-triggered in epfd and
+ * never read: each write is one edge, pending until a wait takes it (and
+ * clears armed). A knote left in the queue gets a new edge, so the kq fd stays
+ * readable while there is something to report, and a kevent() call that
+ * queues and reports the same knotes makes no system call. The write comes
+ * after unlocking, so the thread it wakes does not run into the lock. */
 void kq_unlock(struct kq *kq)
 {
-	bool want = !kq_list_empty(&kq->active);
-	bool settle = want != kq->armed;
-	if (settle)
-		__atomic_store_n(&kq->armed, want, __ATOMIC_RELEASE);
+	bool edge = !kq->armed && !kq_list_empty(&kq->active);
+	if (edge)
+		kq->armed = true;
 	pthread_mutex_unlock(&kq->lock);
-	if (!settle)
-		return;
-	pthread_mutex_lock(&kq->evlock);
-	want = __atomic_load_n(&kq->armed, __ATOMIC_ACQUIRE);
-	if (want != kq->evstate) {
+	if (edge) {
 		uint64_t v = 1;
-		ssize_t r = want ? write(kq->evfd, &v, sizeof v) : read(kq->evfd, &v, sizeof v);
+		ssize_t r = write(kq->evfd, &v, sizeof v);
 		(void)r;
-		kq->evstate = want;
 	}
-	pthread_mutex_unlock(&kq->evlock);
 }

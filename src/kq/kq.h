@@ -120,16 +120,14 @@ enum { KQ_FD_OTHER, KQ_FD_PIPE, KQ_FD_SOCK, KQ_FD_LISTEN, KQ_FD_FILE };
 
 struct kq {
 	pthread_mutex_t lock;
-	int epfd;		/* the kq fd the user holds */
-	int evfd;		/* wake: readable while kq->active is not empty */
-	int tmfd;		/* timerfd, -1 until the first timer */
-	int inofd;		/* inotify, -1 until the first vnode knote */
-	bool armed;		/* evfd should hold a count (the queue is not empty) */
-	bool evstate;		/* evfd holds a count; under evlock */
-	pthread_mutex_t evlock; /* orders the evfd writes and reads, made unlocked */
-	uint32_t pass;		/* kevent() calls so far */
-	bool sig_watch;		/* the signal eventfd is in epfd */
-	unsigned refs;		/* registry's plus one per kevent() caller or AIO job */
+	int epfd;	/* the kq fd the user holds */
+	int evfd;	/* wake: an edge whenever kq->active needs reporting */
+	int tmfd;	/* timerfd, -1 until the first timer */
+	int inofd;	/* inotify, -1 until the first vnode knote */
+	bool armed;	/* an evfd edge is pending in epfd, not yet taken by a wait */
+	uint32_t pass;	/* kevent() calls so far */
+	bool sig_watch; /* the signal eventfd is in epfd */
+	unsigned refs;	/* registry's plus one per kevent() caller or AIO job */
 	uint32_t gen;
 	struct kq_link active; /* queued knotes, in order */
 	/* knotes other than READ/WRITE, by (ident, filter) */

@@ -29,7 +29,6 @@ static void destroy(struct kq *kq)
 	free(kq->fds);
 	free(kq->heap);
 	pthread_mutex_destroy(&kq->lock);
-	pthread_mutex_destroy(&kq->evlock);
 	free(kq);
 }
 
@@ -72,7 +71,8 @@ void kq_dead(struct kq *kq)
  * EEXIST only there; anything else means the number was closed or reused. */
 bool kq_alive(struct kq *kq)
 {
-	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = KQ_TOKEN(KQ_TAG_WAKE, 0, 0)};
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLET,
+				 .data.u64 = KQ_TOKEN(KQ_TAG_WAKE, 0, 0)};
 	if (epoll_ctl(kq->epfd, EPOLL_CTL_ADD, kq->evfd, &ev) == 0) {
 		epoll_ctl(kq->epfd, EPOLL_CTL_DEL, kq->evfd, NULL); /* someone else's epoll */
 		return false;
@@ -168,7 +168,6 @@ static int create(unsigned flags)
 	if (!kq)
 		return errno = ENOMEM, -1;
 	pthread_mutex_init(&kq->lock, NULL);
-	pthread_mutex_init(&kq->evlock, NULL);
 	kq_list_init(&kq->active);
 	kq_list_init(&kq->sigs);
 	kq_list_init(&kq->vnodes);
@@ -176,7 +175,8 @@ static int create(unsigned flags)
 	kq->refs = 1;
 	kq->epfd = epoll_create1(EPOLL_CLOEXEC);
 	kq->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = KQ_TOKEN(KQ_TAG_WAKE, 0, 0)};
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLET,
+				 .data.u64 = KQ_TOKEN(KQ_TAG_WAKE, 0, 0)};
 	int err = 0;
 	if (kq->epfd < 0 || kq->evfd < 0 || epoll_ctl(kq->epfd, EPOLL_CTL_ADD, kq->evfd, &ev))
 		err = errno;
@@ -202,7 +202,6 @@ static int create(unsigned flags)
 		if (kq->evfd >= 0)
 			close(kq->evfd);
 		pthread_mutex_destroy(&kq->lock);
-		pthread_mutex_destroy(&kq->evlock);
 		free(kq);
 		return errno = err, -1;
 	}
