@@ -46,6 +46,7 @@ static int bd_setup(int flags)
 	cr_assert_eq(ftruncate(f, DEV_SIZE), 0);
 	close(f);
 	char cmd[400];
+	kqt_loop_lock();
 	snprintf(cmd, sizeof cmd, "losetup --find --show %s 2>/dev/null", path);
 	FILE *p = popen(cmd, "r");
 	char line[64] = "";

@@ -356,6 +356,7 @@ static size_t loop_setup(size_t size)
 	cr_assert_eq(ftruncate(f, (off_t)size), 0);
 	close(f);
 	char cmd[400];
+	kqt_loop_lock();
 	snprintf(cmd, sizeof cmd, "losetup --find --show %s 2>/dev/null", path);
 	FILE *p = popen(cmd, "r");
 	char line[64] = "";

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -143,6 +144,15 @@ static inline int kqt_count_threads(const char *name)
 	}
 	closedir(d);
 	return n;
+}
+
+/* Loop devices are shared by the whole machine: tests in parallel processes
+ * take turns, holding this lock until the test's process exits. */
+static inline void kqt_loop_lock(void)
+{
+	int fd = open("/tmp/kqaio-tests-loop.lock", O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+	cr_assert(fd >= 0, "loop lock: %s", strerror(errno));
+	cr_assert_eq(flock(fd, LOCK_EX), 0, "loop lock: %s", strerror(errno));
 }
 
 /* Polls cond for up to ms milliseconds. */

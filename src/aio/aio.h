@@ -80,6 +80,7 @@ struct kq_list {
 	int wait;	  /* LIO_WAIT: the caller sleeps on pending */
 	int failed;	  /* an entry ended with an error */
 	int queued;	  /* entries queued */
+	int unreaped;	  /* queued entries not yet reaped */
 	struct sigevent sev;
 	struct kq_knote *kn; /* SIGEV_KEVENT: its EVFILT_LIO knote */
 	struct kq_list *next_free;
@@ -176,8 +177,9 @@ int kq_job_io(struct kq_job *j, int nowait, ssize_t *res, int *err);
 void kq_job_advance(struct kq_job *j, size_t n);
 
 /* list.c */
-struct kq_list *kq_list_alloc(void);					    /* lock held */
-void kq_list_put(struct kq_list *l);					    /* lock held */
+struct kq_list *kq_list_alloc(void); /* lock held */
+void kq_list_put(struct kq_list *l);
+void kq_list_entry_reaped(struct kq_list *l); /* lock held */		    /* lock held */
 void kq_list_entry_done(struct kq_list *l, int failed, struct kq_batch *b); /* lock held */
 
 /* notify.c */

@@ -46,6 +46,8 @@ void kq_job_free(struct kq_job *j)
 		j->kn = NULL;
 	}
 	if (j->lio) {
+		if (j->where == KQ_W_DONE)
+			kq_list_entry_reaped(j->lio);
 		kq_list_put(j->lio);
 		j->lio = NULL;
 	}

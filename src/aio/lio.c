@@ -21,6 +21,7 @@ struct kq_list *kq_list_alloc(void)
 	l->wait = 0;
 	l->failed = 0;
 	l->queued = 0;
+	l->unreaped = 0;
 	l->kn = NULL;
 	l->sev.sigev_notify = SIGEV_NONE;
 	return l;
@@ -43,6 +44,16 @@ void kq_list_put(struct kq_list *l)
 	kq_aio.free_lists = l;
 }
 
+/* The list's event goes when its last queued entry is reaped, once the list
+ * is done (before that, the guard keeps entries still to come). */
+void kq_list_entry_reaped(struct kq_list *l)
+{
+	if (--l->unreaped || __atomic_load_n(&l->pending, __ATOMIC_RELAXED) || !l->kn)
+		return;
+	kq_post_detach(l->kn);
+	l->kn = NULL;
+}
+
 void kq_list_entry_done(struct kq_list *l, int failed, struct kq_batch *b)
 {
 	l->failed |= failed;
@@ -51,8 +62,15 @@ void kq_list_entry_done(struct kq_list *l, int failed, struct kq_batch *b)
 	if (!left) {
 		if (l->wait)
 			kq_futex_wake(&l->pending, 1);
-		else
+		else {
+			if (l->queued && !l->unreaped && l->kn) {
+				/* Every entry was reaped before the list was done: its
+				 * event is deleted with the last, so it never comes. */
+				kq_post_detach(l->kn);
+				l->kn = NULL;
+			}
 			kq_batch_add(b, &l->sev, l->kn, 0, !l->queued);
+		}
 	}
 }
 
@@ -63,7 +81,10 @@ KQ_API int lio_listio(int mode, struct aiocb *const list[], int nent, struct sig
 		return -1;
 	}
 	kq_aio_init();
-	if (nent > kq_config.listio_max || (mode == LIO_NOWAIT && sig && kq_sigevent_check(sig))) {
+	/* A list's kevent flags are ignored (SEMANTICS.md); its kqueue is checked below. */
+	if (nent > kq_config.listio_max ||
+	    (mode == LIO_NOWAIT && sig && sig->sigev_notify != SIGEV_KEVENT &&
+	     kq_sigevent_check(sig))) {
 		errno = EINVAL;
 		return -1;
 	}
@@ -80,8 +101,7 @@ KQ_API int lio_listio(int mode, struct aiocb *const list[], int nent, struct sig
 	if (mode == LIO_NOWAIT && sig && sig->sigev_notify == SIGEV_KEVENT) {
 		int err;
 		l->kn = kq_post_attach(sig->sigev_notify_kqueue, EVFILT_LIO, (uintptr_t)list,
-				       sig->sigev_value.sival_ptr,
-				       (unsigned)sig->sigev_notify_kevent_flags, &err);
+				       sig->sigev_value.sival_ptr, 0, &err);
 		if (!l->kn) {
 			pthread_mutex_lock(&kq_aio.lock);
 			kq_list_put(l);

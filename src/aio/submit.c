@@ -219,8 +219,10 @@ int kq_submit(struct aiocb *cb, int sub, struct kq_list *list, struct kq_fdinfo 
 	}
 	if (err)
 		record_failure(cb, err);
-	else if (list)
+	else if (list) {
 		list->queued++;
+		list->unreaped++;
+	}
 	pthread_mutex_unlock(&kq_aio.lock);
 	if (err) {
 		kq_stats_rejected();

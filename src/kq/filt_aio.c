@@ -92,7 +92,7 @@ void kq_post_fire(struct kq_knote *kn, int64_t data, int once)
 		kn->eflags = kn->filter == EVFILT_AIO ? EV_EOF : 0;
 		kn->data = data;
 		if (once)
-			kn->flags |= EV_ONESHOT;
+			kn->status |= KN_ONCE;
 		kq_knote_activate(kq, kn);
 	}
 	kq_unlock(kq);

@@ -3,9 +3,12 @@
 #include "kq/kq.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include "common/taskwork.h"
 
 #define KQ_EPOLL_BATCH 64
 
@@ -21,7 +24,7 @@ int kq_report(struct kq *kq, struct kq_knote *kn, struct kevent *out, uint32_t p
 			       .data = kn->data,
 			       .udata = kn->udata};
 	kn->status &= ~KN_FRESH;
-	if (kn->flags & EV_ONESHOT) {
+	if ((kn->flags & EV_ONESHOT) || (kn->status & KN_ONCE)) {
 		kq_knote_drop(kq, kn);
 		return 1;
 	}
@@ -130,6 +133,19 @@ static bool bad_timeout(const struct timespec *ts)
 
 static int epoll_wait_ts(int epfd, struct epoll_event *evs, int n, const struct timespec *ts)
 {
+	/* A thread that submitted to io_uring sleeps in ppoll() instead, which the
+	 * kernel restarts after task work and fails with EINTR only for a signal;
+	 * epoll_wait() would fail for both. */
+	static const struct timespec zero;
+	if (kq_taskwork && (!ts || ts->tv_sec || ts->tv_nsec)) {
+		struct pollfd p = {.fd = epfd, .events = POLLIN};
+		int r = ppoll(&p, 1, ts, NULL);
+		if (r <= 0)
+			return r;
+		if (p.revents & POLLNVAL)
+			return errno = EBADF, -1;
+		ts = &zero;
+	}
 #ifdef SYS_epoll_pwait2
 	static int no_pwait2;
 	if (!__atomic_load_n(&no_pwait2, __ATOMIC_RELAXED)) {

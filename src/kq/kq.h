@@ -36,6 +36,7 @@ enum kq_tag {
 #define KN_FRESH    0x04 /* fd knote: data and flags were just read from epoll */
 #define KN_DEAD	    0x08 /* deleted; freed when the last reference goes */
 #define KN_FIRED    0x10 /* AIO, LIO: the request or list is done */
+#define KN_ONCE	    0x20 /* delete after one report, without saying EV_ONESHOT */
 
 /* What a filter does with its knotes; the kq lock is held in every call. */
 struct kq_filter {

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/env.h"
+#include "common/taskwork.h"
 
 /* The CQ holds as many completions as there can be jobs (KQAIO_MAX_JOBS'
  * default), so it never overflows and submission never waits on it. */
@@ -40,11 +41,15 @@ static void prep(struct io_uring_sqe *sqe, struct kq_job *j)
 	io_uring_sqe_set_data(sqe, j);
 }
 
+__thread bool kq_taskwork;
+
 /* U.lock held. */
 static void submit_locked(void)
 {
 	while (U.pending) {
 		int r = io_uring_submit(&U.ring);
+		if (r > 0)
+			kq_taskwork = true;
 		if (r >= 0) {
 			__atomic_store_n(&U.pending, io_uring_sq_ready(&U.ring), __ATOMIC_RELAXED);
 			if (r == 0)
