@@ -258,6 +258,11 @@ Test(kq_signal, pthread_kill_to_another_thread_is_counted)
 
 Test(kq_signal, pthread_kill_of_an_ignored_signal_is_counted)
 {
+	/* ThreadSanitizer takes signals to deliver them itself later, and loses
+	 * or merges thread-directed ones under SIG_IGN; the other builds check it. */
+	const char *san = getenv("KQAIO_SAN");
+	if (san && !strcmp(san, "tsan"))
+		cr_skip_test("ThreadSanitizer's own signal delivery loses these");
 	int sig = SIGRTMIN + 3;
 	set_disp(sig, SIG_IGN);
 	int kq = kq_new();
@@ -266,16 +271,12 @@ Test(kq_signal, pthread_kill_of_an_ignored_signal_is_counted)
 	pthread_t t;
 	cr_assert_eq(pthread_create(&t, NULL, spinner, NULL), 0);
 	cr_assert(kqt_eventually(__atomic_load_n(&spinner_tid, __ATOMIC_SEQ_CST) != 0, 5000));
-	/* One at a time: ThreadSanitizer holds signals for its own delivery and
-	 * merges two of one number, where the kernel would queue them. */
-	int64_t total = 0;
-	for (int i = 0; i < 2; i++) {
-		cr_assert_eq(pthread_kill(t, sig), 0);
-		total += collect(kq, sig, NULL, 1, NULL);
-	}
+	cr_assert_eq(pthread_kill(t, sig), 0);
+	cr_assert_eq(pthread_kill(t, sig), 0);
+	int64_t total = collect(kq, sig, NULL, 2, NULL);
 	__atomic_store_n(&spin_stop, 1, __ATOMIC_SEQ_CST);
 	cr_assert_eq(pthread_join(t, NULL), 0);
-	cr_assert_eq(total, 2, "counted %ld, want 2", (long)total);
+	cr_assert_eq(total, 2, "counted %ld, want 2 (a real-time signal queues)", (long)total);
 	none(kq);
 	close(kq);
 	set_disp(sig, SIG_DFL);
