@@ -33,6 +33,29 @@ const struct kq_filter kq_filt_lio = {
     .event = aio_event,
 };
 
+void kq_drop_posted(struct kq *kq)
+{
+	struct kq_link gone;
+	kq_list_init(&gone);
+	pthread_mutex_lock(&kq->lock);
+	for (size_t i = 0; kq->hash && i <= kq->hmask; i++)
+		for (struct kq_knote *kn = kq->hash[i], *next; kn; kn = next) {
+			next = kn->hnext;
+			if (kn->filter != EVFILT_AIO && kn->filter != EVFILT_LIO)
+				continue;
+			/* Unlinked here, unreferenced after the lock: the last
+			 * reference to the kq may go with it. */
+			__atomic_add_fetch(&kn->refs, 1, __ATOMIC_RELAXED);
+			kq_knote_drop(kq, kn);
+			kq_list_add_tail(&gone, &kn->flink);
+		}
+	kq_unlock(kq);
+	for (struct kq_link *l; (l = kq_list_first(&gone));) {
+		kq_list_del(l);
+		kq_knote_unref(kq_container_of(l, struct kq_knote, flink));
+	}
+}
+
 struct kq_knote *kq_post_attach(int kqfd, short filter, uintptr_t ident, void *udata,
 				unsigned flags, int *err)
 {

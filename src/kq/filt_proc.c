@@ -73,6 +73,14 @@ void kq_proc_event(struct kq *kq, uint32_t pid, uint32_t gen)
 	kq_knote_activate(kq, kn);
 }
 
+void kq_proc_fork_child(struct kq *kq)
+{
+	for (size_t i = 0; kq->hash && i <= kq->hmask; i++)
+		for (struct kq_knote *kn = kq->hash[i]; kn; kn = kn->hnext)
+			if (kn->filter == EVFILT_PROC && kn->u.proc.pidfd >= 0)
+				close(kn->u.proc.pidfd);
+}
+
 const struct kq_filter kq_filt_proc = {
     .filter = EVFILT_PROC,
     .attach = proc_attach,

@@ -30,6 +30,18 @@ static bool default_ignores(int sig)
 	return sig == SIGCHLD || sig == SIGURG || sig == SIGWINCH || sig == SIGCONT;
 }
 
+static uint64_t swallowed; /* deliveries that reached no handler of the program */
+
+uint64_t kq_signal_swallowed(void)
+{
+	return __atomic_load_n(&swallowed, __ATOMIC_ACQUIRE);
+}
+
+static bool default_stops(int sig)
+{
+	return sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
+}
+
 static void handler(int sig, siginfo_t *si, void *uc)
 {
 	int saved_errno = errno;
@@ -38,18 +50,29 @@ static void handler(int sig, siginfo_t *si, void *uc)
 	ssize_t r = write(__atomic_load_n(&sig_evfd, __ATOMIC_ACQUIRE), &one, sizeof one);
 	(void)r;
 	errno = saved_errno;
-	const struct sigaction *old = &saved[sig];
-	if (old->sa_flags & SA_SIGINFO) {
-		if (old->sa_sigaction)
-			old->sa_sigaction(sig, si, uc);
-	} else if (old->sa_handler == SIG_DFL) {
-		if (!default_ignores(sig)) {
-			/* The default action (end the process, stop it): do it for real. */
-			signal(sig, SIG_DFL);
-			raise(sig);
-		}
-	} else if (old->sa_handler != SIG_IGN) {
+	struct sigaction *old = &saved[sig];
+	bool program = old->sa_handler != SIG_DFL && old->sa_handler != SIG_IGN;
+	if (!program)
+		__atomic_add_fetch(&swallowed, 1, __ATOMIC_RELEASE);
+	if (program && (old->sa_flags & SA_RESETHAND)) {
+		/* A one-time handler: the next delivery gets the default action. */
+		struct sigaction once = *old;
+		old->sa_handler = SIG_DFL;
+		old->sa_flags &= ~(SA_SIGINFO | SA_RESETHAND);
+		if (once.sa_flags & SA_SIGINFO)
+			once.sa_sigaction(sig, si, uc);
+		else
+			once.sa_handler(sig);
+	} else if (old->sa_flags & SA_SIGINFO) {
+		old->sa_sigaction(sig, si, uc);
+	} else if (program) {
 		old->sa_handler(sig);
+	} else if (old->sa_handler == SIG_DFL && default_stops(sig)) {
+		raise(SIGSTOP); /* stop, and stay hooked for the next delivery */
+	} else if (old->sa_handler == SIG_DFL && !default_ignores(sig)) {
+		/* The default action ends the process: do it for real. */
+		signal(sig, SIG_DFL);
+		raise(sig);
 	}
 }
 
@@ -64,7 +87,11 @@ static int hook(int sig)
 	sa.sa_sigaction = handler;
 	sa.sa_mask = old.sa_mask;
 	sa.sa_flags =
-	    SA_SIGINFO | (old.sa_flags & (SA_RESTART | SA_ONSTACK | SA_NODEFER | SA_NOCLDSTOP));
+	    SA_SIGINFO |
+	    (old.sa_flags & (SA_RESTART | SA_ONSTACK | SA_NODEFER | SA_NOCLDSTOP | SA_NOCLDWAIT));
+	/* An ignored SIGCHLD also means children are reaped by the kernel. */
+	if (sig == SIGCHLD && !(old.sa_flags & SA_SIGINFO) && old.sa_handler == SIG_IGN)
+		sa.sa_flags |= SA_NOCLDWAIT;
 	if (!(old.sa_flags & SA_SIGINFO) &&
 	    (old.sa_handler == SIG_DFL || old.sa_handler == SIG_IGN))
 		sa.sa_flags |= SA_RESTART; /* the program expects no EINTR from an ignored signal */
@@ -182,6 +209,12 @@ void kq_signal_fork_child(void)
 		}
 	}
 	pthread_mutex_unlock(&sig_lock);
+}
+
+void kq_signal_forget(struct kq *kq)
+{
+	for (struct kq_link *l; (l = kq_list_first(&kq->sigs));)
+		sig_detach(kq, kq_container_of(l, struct kq_knote, flink));
 }
 
 const struct kq_filter kq_filt_signal = {

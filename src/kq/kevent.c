@@ -120,7 +120,13 @@ static int change(struct kq *kq, const struct kevent *kev)
 	} else if (kev->flags & (EV_ENABLE | EV_ADD)) {
 		kn->status &= ~KN_DISABLED;
 	}
-	int err = fop->touch ? fop->touch(kq, kn, kev) : 0;
+	int err = 0;
+	if (fop->touch) {
+		err = fop->touch(kq, kn, kev);
+	} else if (kev->filter != EVFILT_AIO && kev->filter != EVFILT_LIO) {
+		kn->sfflags = kev->fflags;
+		kn->sdata = kev->data;
+	}
 	if (!err && (kn->status & KN_DISABLED) != was && fop->enable && !(kn->status & KN_DEAD))
 		fop->enable(kq, kn);
 	return err;
@@ -249,11 +255,23 @@ KQ_API int kevent(int fd, const struct kevent *changes, int nchanges, struct kev
 	}
 	static const struct timespec zero;
 	struct epoll_event evs[KQ_EPOLL_BATCH];
-	for (;;) {
+	for (bool again = false;; again = true) {
 		n += collect(kq, events + n, nevents - n, pass);
 		kq_unlock(kq);
+		/* Waited once already: the kq may have been closed meanwhile, and
+		 * its number must not be waited on again. */
+		if (again && !kq_alive(kq)) {
+			err = EBADF;
+			kq_dead(kq);
+			break;
+		}
 		int want = nevents - n < KQ_EPOLL_BATCH ? nevents - n : KQ_EPOLL_BATCH;
+		uint64_t swallowed = kq_signal_swallowed();
 		int r = want ? epoll_wait_ts(kq->epfd, evs, want, n ? &zero : tsp) : 0;
+		/* A watched signal the program ignores interrupted the wait through
+		 * our counting handler: no EINTR for that, as on BSD. */
+		if (r < 0 && errno == EINTR && kq_signal_swallowed() != swallowed)
+			r = 0;
 		if (r < 0) {
 			err = errno == EBADF || errno == EINVAL ? EBADF : errno;
 			if (err == EBADF)

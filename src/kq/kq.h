@@ -78,7 +78,7 @@ struct kq_knote {
 	unsigned short status;
 	uint32_t gen;
 	uint32_t pass; /* the kevent() call that last reported it */
-	unsigned refs; /* the kq's, plus one per outside holder (AIO jobs) */
+	unsigned refs; /* the kq's, plus the AIO job's and each notification batch's */
 	struct kq *kq; /* AIO, LIO: the kq, referenced; else NULL */
 	union {
 		struct {
@@ -128,7 +128,8 @@ struct kq {
 	bool armed;	/* an evfd edge is pending in epfd, not yet taken by a wait */
 	uint32_t pass;	/* kevent() calls so far */
 	bool sig_watch; /* the signal eventfd is in epfd */
-	unsigned refs;	/* registry's plus one per kevent() caller or AIO job */
+	unsigned refs;	/* atomic: the registry's, each kevent() caller's, each AIO/LIO knote's */
+	struct kq *next_abandoned; /* in a forked child */
 	uint32_t gen;
 	struct kq_link active; /* queued knotes, in order */
 	/* knotes other than READ/WRITE, by (ident, filter) */
@@ -185,6 +186,10 @@ void kq_signal_scan(struct kq *kq);
 void kq_signal_fork_prepare(void);
 void kq_signal_fork_parent(void);
 void kq_signal_fork_child(void);
+void kq_signal_forget(struct kq *kq);	/* a forked child's kq: let go of its signals */
+uint64_t kq_signal_swallowed(void);	/* deliveries no program handler saw */
+void kq_proc_fork_child(struct kq *kq); /* close the pidfds */
+void kq_drop_posted(struct kq *kq);	/* a closed kq: drop its AIO and LIO knotes */
 void kq_proc_event(struct kq *kq, uint32_t pid, uint32_t gen);
 void kq_vnode_read(struct kq *kq);
 

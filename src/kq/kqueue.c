@@ -32,47 +32,43 @@ static void destroy(struct kq *kq)
 	free(kq);
 }
 
-/* Called with reg_lock held. */
-static bool unref_locked(struct kq *kq)
-{
-	return --kq->refs == 0;
-}
-
+/* Atomic, so a reference can go under any lock but the kq's own: the last
+ * put (which destroys) never happens under it, since whoever holds the kq
+ * lock holds a reference too. */
 void kq_put(struct kq *kq)
 {
-	pthread_mutex_lock(&reg_lock);
-	bool last = unref_locked(kq);
-	pthread_mutex_unlock(&reg_lock);
-	if (last)
+	if (__atomic_sub_fetch(&kq->refs, 1, __ATOMIC_ACQ_REL) == 0)
 		destroy(kq);
 }
 
-/* Called with reg_lock held; true if the caller must destroy it. */
-static bool forget_locked(struct kq *kq)
+/* Called with reg_lock held: the registry lets go of a closed kq. Its posted
+ * AIO and LIO knotes go too, or an unread one would keep it alive forever. */
+static void forget_locked(struct kq *kq)
 {
-	if ((size_t)kq->epfd < reg_cap && reg[kq->epfd] == kq) {
-		reg[kq->epfd] = NULL;
-		reg_live--;
-		return unref_locked(kq);
-	}
-	return false;
+	if ((size_t)kq->epfd >= reg_cap || reg[kq->epfd] != kq)
+		return;
+	reg[kq->epfd] = NULL;
+	reg_live--;
+	__atomic_add_fetch(&kq->refs, 1, __ATOMIC_RELAXED);
+	kq_put(kq); /* the registry's */
+	kq_drop_posted(kq);
+	kq_put(kq);
 }
 
 void kq_dead(struct kq *kq)
 {
 	pthread_mutex_lock(&reg_lock);
-	bool last = forget_locked(kq);
+	forget_locked(kq);
 	pthread_mutex_unlock(&reg_lock);
-	if (last)
-		destroy(kq);
 }
 
 /* Does fd still name kq's epoll? Adding the wake eventfd again answers
  * EEXIST only there; anything else means the number was closed or reused. */
 bool kq_alive(struct kq *kq)
 {
-	struct epoll_event ev = {.events = EPOLLIN | EPOLLET,
-				 .data.u64 = KQ_TOKEN(KQ_TAG_WAKE, 0, 0)};
+	/* No events asked: if the number is someone else's epoll, the moment the
+	 * eventfd spends in it before the DEL queues nothing there. */
+	struct epoll_event ev = {.events = 0, .data.u64 = KQ_TOKEN(KQ_TAG_WAKE, 0, 0)};
 	if (epoll_ctl(kq->epfd, EPOLL_CTL_ADD, kq->evfd, &ev) == 0) {
 		epoll_ctl(kq->epfd, EPOLL_CTL_DEL, kq->evfd, NULL); /* someone else's epoll */
 		return false;
@@ -85,7 +81,7 @@ struct kq *kq_get(int fd)
 	struct kq *kq = NULL;
 	pthread_mutex_lock(&reg_lock);
 	if (fd >= 0 && (size_t)fd < reg_cap && (kq = reg[fd]))
-		kq->refs++;
+		__atomic_add_fetch(&kq->refs, 1, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&reg_lock);
 	return kq;
 }
@@ -95,10 +91,8 @@ static void sweep_locked(void)
 {
 	for (size_t i = 0; i < reg_cap; i++) {
 		struct kq *kq = reg[i];
-		if (kq && !kq_alive(kq) && forget_locked(kq)) {
-			/* destroy() takes no registry lock: safe to call here */
-			destroy(kq);
-		}
+		if (kq && !kq_alive(kq))
+			forget_locked(kq); /* destroy() takes no registry lock */
 	}
 	reg_sweep_at = reg_live * 2 > 64 ? reg_live * 2 : 64;
 }
@@ -135,7 +129,13 @@ static void fork_parent(void)
 	pthread_mutex_unlock(&reg_lock);
 }
 
-/* A forked child inherits no kqueue, as on BSD: close the copies it got. */
+/* The child's kqs, abandoned: kept reachable, never used again. */
+static struct kq *abandoned;
+
+/* A forked child inherits no kqueue, as on BSD: it closes the copies it got.
+ * Only closing: its epoll, timerfd and inotify fds share their open files
+ * with the parent's, so any epoll_ctl, timerfd_settime or inotify_rm_watch
+ * here would change the parent's kq. Signal handlers are per process. */
 static void fork_child(void)
 {
 	kq_signal_fork_child();
@@ -144,10 +144,17 @@ static void fork_child(void)
 		if (!kq)
 			continue;
 		reg[i] = NULL;
-		pthread_mutex_unlock(&kq->lock);
 		close(kq->epfd);
-		kq->refs = 1; /* other threads' references did not survive the fork */
-		destroy(kq);
+		close(kq->evfd);
+		if (kq->tmfd >= 0)
+			close(kq->tmfd);
+		if (kq->inofd >= 0)
+			close(kq->inofd);
+		kq_proc_fork_child(kq);
+		kq_signal_forget(kq);
+		pthread_mutex_unlock(&kq->lock);
+		kq->next_abandoned = abandoned;
+		abandoned = kq;
 	}
 	reg_live = 0;
 	pthread_mutex_unlock(&reg_lock);
@@ -187,8 +194,8 @@ static int create(unsigned flags)
 		if (!err) {
 			/* The number is ours again, so whatever had it was closed. */
 			old = reg[kq->epfd];
-			if (old && forget_locked(old))
-				destroy(old);
+			if (old)
+				forget_locked(old);
 			if (reg_live >= reg_sweep_at)
 				sweep_locked();
 			reg[kq->epfd] = kq;

@@ -41,8 +41,6 @@ static void prep(struct io_uring_sqe *sqe, struct kq_job *j)
 	io_uring_sqe_set_data(sqe, j);
 }
 
-__thread bool kq_taskwork;
-
 /* U.lock held. */
 static void submit_locked(void)
 {
