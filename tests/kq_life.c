@@ -812,3 +812,52 @@ Test(kq_life, a_closed_watched_fd_reused_by_a_socket_is_registered_afresh)
 		close(kq);
 	}
 }
+
+/* A child's exit closes its copies of the kq's fds, which share open files with
+ * the parent's: the parent's timer, file watch and pipe registration must
+ * not notice (a child that disarmed the shared timerfd or removed the shared
+ * inotify watch or epoll registration once stopped them all). */
+Test(kq_life, a_childs_exit_leaves_the_parents_timers_and_watches)
+{
+	int kq = kqueue();
+	cr_assert(kq >= 0);
+	char path[] = "/dev/shm/kqaio-life-XXXXXX";
+	int f = mkstemp(path);
+	cr_assert(f >= 0);
+	unlink(path);
+	int p[2];
+	xpipe(p);
+	kq_add(kq, 1, EVFILT_TIMER, 0, 0, 20, NULL);
+	kq_add(kq, (uintptr_t)f, EVFILT_VNODE, EV_CLEAR, NOTE_WRITE, 0, NULL);
+	kq_add(kq, (uintptr_t)p[0], EVFILT_READ, 0, 0, 0, NULL);
+	pid_t c = fork();
+	cr_assert(c >= 0);
+	if (c == 0)
+		_exit(0);
+	int st;
+	cr_assert_eq(waitpid(c, &st, 0), c);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	cr_assert_eq(write(f, "x", 1), 1);
+	xwrite(p[1], "y", 1);
+	int timer = 0, vnode = 0, rd = 0;
+	for (int round = 0; round < 50 && !(timer >= 2 && vnode && rd); round++) {
+		struct kevent ev[8];
+		int n = kq_wait(kq, ev, 8, 200);
+		for (int i = 0; i < n; i++) {
+			timer += ev[i].filter == EVFILT_TIMER;
+			vnode += ev[i].filter == EVFILT_VNODE && (ev[i].fflags & NOTE_WRITE);
+			if (ev[i].filter == EVFILT_READ && ev[i].ident == (uintptr_t)p[0]) {
+				char y;
+				cr_assert_eq(read(p[0], &y, 1), 1); /* level-triggered: drain it */
+				rd++;
+			}
+		}
+	}
+	cr_assert_geq(timer, 2, "the parent's timer fired %d times after the child exited", timer);
+	cr_assert(vnode, "the parent's file watch saw no write after the child exited");
+	cr_assert(rd, "the parent's pipe was not reported after the child exited");
+	close(p[0]);
+	close(p[1]);
+	close(f);
+	close(kq);
+}
