@@ -24,43 +24,13 @@ static void bd_fini(void)
 	if (dev_fd2 >= 0)
 		close(dev_fd2);
 	dev_fd = dev_fd2 = -1;
-	if (dev[0]) {
-		char cmd[128];
-		snprintf(cmd, sizeof cmd, "losetup -d %s 2>/dev/null", dev);
-		if (system(cmd) != 0) {
-			/* Already gone: autoclear detached it when the last fd closed. */
-		}
-		dev[0] = 0;
-	}
+	kqt_loop_detach(dev);
 }
 
 /* Attaches a loop device over a fresh 64 MiB file and opens it with flags. */
 static int bd_setup(int flags)
 {
-	if (geteuid() != 0)
-		cr_skip_test("not root: no loop device");
-	char path[256];
-	snprintf(path, sizeof path, "%s/kqaio-loop-XXXXXX", kqt_disk_dir());
-	int f = mkstemp(path);
-	cr_assert(f >= 0, "mkstemp %s: %s", path, strerror(errno));
-	cr_assert_eq(ftruncate(f, DEV_SIZE), 0);
-	close(f);
-	char cmd[400];
-	kqt_loop_lock();
-	snprintf(cmd, sizeof cmd, "losetup --find --show %s 2>/dev/null", path);
-	FILE *p = popen(cmd, "r");
-	char line[64] = "";
-	if (p) {
-		if (!fgets(line, sizeof line, p))
-			line[0] = 0;
-		pclose(p);
-	}
-	/* The loop device holds the file; its name is no longer needed. */
-	unlink(path);
-	line[strcspn(line, "\n")] = 0;
-	if (strncmp(line, "/dev/loop", 9) != 0)
-		cr_skip_test("losetup failed (no loop devices here?)");
-	snprintf(dev, sizeof dev, "%s", line);
+	kqt_loop_attach("kqaio-loop", DEV_SIZE, dev, sizeof dev);
 	dev_fd = open(dev, O_RDWR | O_CLOEXEC | flags);
 	if (dev_fd < 0 && (flags & O_DIRECT) && errno == EINVAL)
 		cr_skip_test("O_DIRECT not supported on %s", dev);

@@ -335,41 +335,12 @@ static void loop_fini(void)
 	if (loop_fd >= 0)
 		close(loop_fd);
 	loop_fd = -1;
-	if (loopdev[0]) {
-		char cmd[128];
-		snprintf(cmd, sizeof cmd, "losetup -d %s 2>/dev/null", loopdev);
-		if (system(cmd) != 0) {
-			/* Autoclear detached it already. */
-		}
-		loopdev[0] = 0;
-	}
+	kqt_loop_detach(loopdev);
 }
 
 static size_t loop_setup(size_t size)
 {
-	if (geteuid() != 0)
-		cr_skip_test("not root: no loop device");
-	char path[256];
-	snprintf(path, sizeof path, "%s/kqaio-kev-loop-XXXXXX", kqt_disk_dir());
-	int f = mkstemp(path);
-	cr_assert(f >= 0, "mkstemp %s: %s", path, strerror(errno));
-	cr_assert_eq(ftruncate(f, (off_t)size), 0);
-	close(f);
-	char cmd[400];
-	kqt_loop_lock();
-	snprintf(cmd, sizeof cmd, "losetup --find --show %s 2>/dev/null", path);
-	FILE *p = popen(cmd, "r");
-	char line[64] = "";
-	if (p) {
-		if (!fgets(line, sizeof line, p))
-			line[0] = 0;
-		pclose(p);
-	}
-	unlink(path);
-	line[strcspn(line, "\n")] = 0;
-	if (strncmp(line, "/dev/loop", 9) != 0)
-		cr_skip_test("losetup failed (no loop devices here?)");
-	snprintf(loopdev, sizeof loopdev, "%s", line);
+	kqt_loop_attach("kqaio-kev-loop", (off_t)size, loopdev, sizeof loopdev);
 	loop_fd = open(loopdev, O_RDWR | O_CLOEXEC);
 	cr_assert(loop_fd >= 0, "open %s: %s", loopdev, strerror(errno));
 	char q[128];

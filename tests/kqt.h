@@ -155,6 +155,50 @@ static inline void kqt_loop_lock(void)
 	cr_assert_eq(flock(fd, LOCK_EX), 0, "loop lock: %s", strerror(errno));
 }
 
+/* Attaches a loop device over a fresh file of size bytes in kqt_disk_dir() (its name
+ * starts with prefix) and puts its name (/dev/loopN) in dev. Skips the test when not
+ * root or when losetup fails; takes kqt_loop_lock() first. */
+static inline void kqt_loop_attach(const char *prefix, off_t size, char *dev, size_t len)
+{
+	if (geteuid() != 0)
+		cr_skip_test("not root: no loop device");
+	char path[256];
+	snprintf(path, sizeof path, "%s/%s-XXXXXX", kqt_disk_dir(), prefix);
+	int f = mkstemp(path);
+	cr_assert(f >= 0, "mkstemp %s: %s", path, strerror(errno));
+	cr_assert_eq(ftruncate(f, size), 0);
+	close(f);
+	char cmd[400];
+	kqt_loop_lock();
+	snprintf(cmd, sizeof cmd, "losetup --find --show %s 2>/dev/null", path);
+	FILE *p = popen(cmd, "r");
+	char line[64] = "";
+	if (p) {
+		if (!fgets(line, sizeof line, p))
+			line[0] = 0;
+		pclose(p);
+	}
+	/* The loop device holds the file; its name is no longer needed. */
+	unlink(path);
+	line[strcspn(line, "\n")] = 0;
+	if (strncmp(line, "/dev/loop", 9) != 0)
+		cr_skip_test("losetup failed (no loop devices here?)");
+	snprintf(dev, len, "%s", line);
+}
+
+/* Detaches the loop device named in dev, if any, and empties dev. */
+static inline void kqt_loop_detach(char *dev)
+{
+	if (dev[0]) {
+		char cmd[128];
+		snprintf(cmd, sizeof cmd, "losetup -d %s 2>/dev/null", dev);
+		if (system(cmd) != 0) {
+			/* Already gone: autoclear detached it when the last fd closed. */
+		}
+		dev[0] = 0;
+	}
+}
+
 /* Polls cond for up to ms milliseconds. */
 #define kqt_eventually(cond, ms)                                                                   \
 	({                                                                                         \
