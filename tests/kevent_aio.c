@@ -1,6 +1,7 @@
 /* AIO completions through kqueue (SIGEV_KEVENT, EVFILT_AIO, EVFILT_LIO): the issue-4 tests.
  * Each numbered test guards one invariant of DESIGN.md, one FreeBSD once broke; the rest pin
  * the event fields and the knote flags SEMANTICS.md lists. */
+#include "kqt_kevent.h"
 #include "stall.h"
 
 #include <limits.h>
@@ -31,31 +32,6 @@ static void kcb(struct aiocb *cb, int fd, void *buf, size_t n, off_t off, int op
 	sev_kq(&cb->aio_sigevent, kq, flags, udata);
 }
 
-#define EVFMT "ident %#lx filter %d flags %#x fflags %#x data %lld udata %p"
-#define EVARG(e)                                                                                   \
-	(unsigned long)(e)->ident, (e)->filter, (e)->flags, (e)->fflags, (long long)(e)->data,     \
-	    (e)->udata
-
-/* Up to n events within ms milliseconds. */
-static int kev_get(int kq, struct kevent *ev, int n, long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-	int r;
-	do
-		r = kevent(kq, NULL, 0, ev, n, &ts);
-	while (r < 0 && errno == EINTR);
-	cr_assert_geq(r, 0, "kevent: %s", strerror(errno));
-	return r;
-}
-
-/* Nothing is reported within ms milliseconds. */
-static void no_events(int kq, long ms, const char *what)
-{
-	struct kevent ev[4];
-	int r = kev_get(kq, ev, 4, ms);
-	cr_assert_eq(r, 0, "%s: %d event(s), the first " EVFMT, what, r, EVARG(&ev[0]));
-}
-
 /* Exactly one event is reported (waiting up to 5 s for it). */
 static void one_event(int kq, struct kevent *out, const char *what)
 {
@@ -84,18 +60,6 @@ static void expect_lio(const struct kevent *e, const void *list, void *udata, co
 		  what, EVARG(e), list, EVFILT_LIO, udata);
 }
 
-/* Waits (up to 10 s) until cb is done, without reaping it. */
-static void wait_done(struct aiocb *cb)
-{
-	const struct aiocb *l[1] = {cb};
-	for (int i = 0; i < 1000 && aio_error(cb) == EINPROGRESS; i++) {
-		struct timespec ts = {0, 10 * 1000 * 1000};
-		aio_suspend(l, 1, &ts);
-	}
-	cr_assert_neq(aio_error(cb), EINPROGRESS, "job on fd %d still in progress after 10 s",
-		      cb->aio_fildes);
-}
-
 /* aio_return's value and errno (0 on success). */
 static ssize_t reap(struct aiocb *cb, int *err)
 {
@@ -111,23 +75,6 @@ static void expect_return(struct aiocb *cb, ssize_t want, int want_err, const ch
 	ssize_t r = reap(cb, &err);
 	cr_assert(r == want && err == want_err, "%s: aio_return %zd (%s), want %zd (%s)", what, r,
 		  strerror(err), want, strerror(want_err));
-}
-
-static void xpipe(int p[2])
-{
-	cr_assert_eq(pipe2(p, O_CLOEXEC), 0, "pipe: %s", strerror(errno));
-}
-
-static void xwrite(int fd, const void *buf, size_t n)
-{
-	cr_assert_eq(write(fd, buf, n), (ssize_t)n, "write: %s", strerror(errno));
-}
-
-static int xkqueue(void)
-{
-	int kq = kqueue();
-	cr_assert(kq >= 0, "kqueue: %s", strerror(errno));
-	return kq;
 }
 
 static void close_all(const int *fds, int n)

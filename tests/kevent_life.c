@@ -1,6 +1,7 @@
 /* Knote and kqueue lifetime with AIO: a kq closed under jobs in flight, a closed kq whose
  * number comes back as a new kq, a list's knote that lives until its last entry is reaped,
  * fork with kevent jobs in flight, and many kqs closed in random order. */
+#include "kqt_kevent.h"
 #include "stall.h"
 
 #include <sys/event.h>
@@ -8,11 +9,6 @@
 #include <time.h>
 
 TestSuite(kevent_life, .timeout = 30);
-
-#define EVFMT "ident %#lx filter %d flags %#x fflags %#x data %lld udata %p"
-#define EVARG(e)                                                                                   \
-	(unsigned long)(e)->ident, (e)->filter, (e)->flags, (e)->fflags, (long long)(e)->data,     \
-	    (e)->udata
 
 static void kcb(struct aiocb *cb, int fd, void *buf, size_t n, off_t off, int kq, int flags,
 		void *udata)
@@ -25,58 +21,12 @@ static void kcb(struct aiocb *cb, int fd, void *buf, size_t n, off_t off, int kq
 	cb->aio_sigevent.sigev_value.sival_ptr = udata;
 }
 
-static int kev_get(int kq, struct kevent *ev, int n, long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-	int r;
-	do
-		r = kevent(kq, NULL, 0, ev, n, &ts);
-	while (r < 0 && errno == EINTR);
-	cr_assert_geq(r, 0, "kevent: %s", strerror(errno));
-	return r;
-}
-
-static void no_events(int kq, long ms, const char *what)
-{
-	struct kevent ev[4];
-	int r = kev_get(kq, ev, 4, ms);
-	cr_assert_eq(r, 0, "%s: %d event(s), the first " EVFMT, what, r, EVARG(&ev[0]));
-}
-
-static void wait_done(struct aiocb *cb)
-{
-	const struct aiocb *l[1] = {cb};
-	for (int i = 0; i < 1000 && aio_error(cb) == EINPROGRESS; i++) {
-		struct timespec ts = {0, 10 * 1000 * 1000};
-		aio_suspend(l, 1, &ts);
-	}
-	cr_assert_neq(aio_error(cb), EINPROGRESS, "job on fd %d still in progress after 10 s",
-		      cb->aio_fildes);
-}
-
 static void expect_return(struct aiocb *cb, ssize_t want, const char *what)
 {
 	errno = 0;
 	ssize_t r = aio_return(cb);
 	cr_assert_eq(r, want, "%s: aio_return %zd (%s), want %zd", what, r,
 		     strerror(r < 0 ? errno : 0), want);
-}
-
-static void xpipe(int p[2])
-{
-	cr_assert_eq(pipe2(p, O_CLOEXEC), 0, "pipe: %s", strerror(errno));
-}
-
-static void xwrite(int fd, const void *buf, size_t n)
-{
-	cr_assert_eq(write(fd, buf, n), (ssize_t)n, "write: %s", strerror(errno));
-}
-
-static int xkqueue(void)
-{
-	int kq = kqueue();
-	cr_assert(kq >= 0, "kqueue: %s", strerror(errno));
-	return kq;
 }
 
 static void ebadf(int kq, const char *what)
