@@ -144,9 +144,8 @@ static bool measure(struct kq_fdreg *r, struct kq_knote *kn, uint32_t revents)
 	return eof || !(kn->sfflags & NOTE_LOWAT) || kn->data >= kn->sdata;
 }
 
-static void queue_check(struct kq *kq, struct kq_fdreg *r, struct kq_knote *kn)
+static void queue_check(struct kq *kq, struct kq_knote *kn)
 {
-	(void)r;
 	kn->status &= ~KN_FRESH;
 	kq_knote_activate(kq, kn);
 }
@@ -194,7 +193,7 @@ static int fd_attach(struct kq *kq, struct kq_knote *kn, const struct kevent *ke
 	/* An always-ready fd has no epoll to say so; adding an edge-triggered
 	 * registration reports the present state as an edge by itself. */
 	if (r->always)
-		queue_check(kq, r, kn);
+		queue_check(kq, kn);
 	return 0;
 }
 
@@ -207,7 +206,7 @@ static int fd_touch(struct kq *kq, struct kq_knote *kn, const struct kevent *kev
 		return 0;
 	int err = sync_reg(kq, (int)kn->ident, r, true);
 	if (!err && !(kn->status & KN_DISABLED) && r->always)
-		queue_check(kq, r, kn);
+		queue_check(kq, kn);
 	return err;
 }
 
@@ -218,7 +217,7 @@ static void fd_enable(struct kq *kq, struct kq_knote *kn)
 		kq_knote_dequeue(kq, kn);
 	sync_reg(kq, (int)kn->ident, r, false);
 	if (!(kn->status & KN_DISABLED) && r->always)
-		queue_check(kq, r, kn);
+		queue_check(kq, kn);
 }
 
 static void fd_detach(struct kq *kq, struct kq_knote *kn)
