@@ -210,7 +210,16 @@ void kq_stream_fork_child(void);
 int kq_uring_start(void);	      /* probe: 0 or the errno io_uring gave */
 int kq_uring_queue(struct kq_job *j); /* lock held: 0, or errno (use the pool) */
 void kq_uring_flush(void);	      /* submit what was queued (lock not held) */
+void kq_uring_submitted(int lazy);    /* after a submission: flush, unless lazy may wait */
 void kq_uring_plug(int on);	      /* hold submissions while a list fills */
+/* Waiting in the ring itself: begin is 1 when this thread may (it then reaps
+ * for everyone until end); wait sleeps until a CQE, the deadline (ETIMEDOUT)
+ * or a signal (EINTR) and reaps. poke wakes such a waiter for a completion
+ * that did not come through the ring. */
+int kq_uring_wait_begin(void);
+int kq_uring_wait(const struct timespec *deadline);
+void kq_uring_wait_end(void);
+void kq_uring_poke(void);
 void kq_uring_fork_prepare(void);
 void kq_uring_fork_parent(void);
 void kq_uring_fork_child(void);

@@ -57,6 +57,7 @@ void kq_batch_flush(struct kq_batch *b)
 	kq_uring_flush();
 	if (__atomic_load_n(&kq_aio.waiters, __ATOMIC_SEQ_CST))
 		kq_futex_wake(&kq_aio.seq, INT_MAX);
+	kq_uring_poke();
 	for (int i = 0; i < b->n; i++) {
 		struct kq_note *n = &b->note[i];
 		if (n->kn) {
@@ -92,10 +93,18 @@ void kq_dispatch(struct kq_job *j)
 
 int kq_wait_until(int (*ready)(void *), void *arg, const struct timespec *deadline, int poll)
 {
+	int err;
+	kq_uring_flush();
+	if (!poll && kq_aio.backend == KQ_BE_URING && kq_uring_wait_begin()) {
+		/* Completions reach this thread straight from the kernel. */
+		while (!(err = ready(arg) ? -1 : kq_uring_wait(deadline)))
+			;
+		kq_uring_wait_end();
+		return err < 0 ? 0 : err == ETIMEDOUT ? EAGAIN : err;
+	}
 	/* Announce the waiter before looking, so a completion after the look
 	 * either sees it and wakes it, or changes seq before it sleeps. */
 	__atomic_add_fetch(&kq_aio.waiters, 1, __ATOMIC_SEQ_CST);
-	int err;
 	for (;;) {
 		uint32_t seen = __atomic_load_n(&kq_aio.seq, __ATOMIC_SEQ_CST);
 		if (ready(arg)) {

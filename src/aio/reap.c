@@ -19,7 +19,10 @@ KQ_API int aio_error(const struct aiocb *cb)
 		errno = EINVAL;
 		return -1;
 	}
-	return __atomic_load_n(&cb->__error_code, __ATOMIC_ACQUIRE);
+	int e = __atomic_load_n(&cb->__error_code, __ATOMIC_ACQUIRE);
+	if (e == EINPROGRESS)
+		kq_uring_flush(); /* a lazy submission waits no longer than its owner */
+	return e;
 }
 
 /* Lock held: take a DONE job's result and free it. */

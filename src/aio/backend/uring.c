@@ -1,12 +1,19 @@
 /* The uring backend: regular files and block devices through one io_uring per
  * process. Submitters prepare SQEs under a small lock and submit them in one
- * io_uring_enter when they drop the engine lock (a whole lio_listio at once);
- * one completion thread resumes short transfers and ends jobs. */
+ * io_uring_enter when they drop the engine lock (a whole lio_listio at once).
+ * Completions are reaped by one consumer at a time: a thread waiting in
+ * aio_suspend or aio_waitcomplete sleeps in the ring and reaps for everyone,
+ * which saves a thread hop per completion; otherwise the completion thread,
+ * woken through an eventfd the ring signals only while no such waiter is in. */
 #include "aio/aio.h"
 
 #include <errno.h>
 #include <liburing.h>
+#include <poll.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "common/env.h"
 #include "common/taskwork.h"
@@ -17,10 +24,17 @@ enum { SQ_DEPTH = 256, CQ_DEPTH = 65536 };
 
 static struct {
 	pthread_mutex_t lock; /* the submission queue */
+	pthread_mutex_t reap; /* the completion queue: one consumer at a time */
 	struct io_uring ring;
 	int ready;
-	uint32_t pending; /* SQEs prepared but not yet submitted */
-} U = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	int efd;	   /* the ring signals it while no waiter sleeps in the ring */
+	int waiter;	   /* a thread sleeps in the ring (kq_uring_wait) */
+	uint32_t pending;  /* SQEs prepared but not yet submitted */
+	uint32_t inflight; /* SQEs queued whose CQE is not yet reaped */
+} U = {.lock = PTHREAD_MUTEX_INITIALIZER, .reap = PTHREAD_MUTEX_INITIALIZER, .efd = -1};
+
+/* This thread holds U.reap. */
+static __thread int reaping;
 
 /* The lio_listio in this thread is still queueing: submit once it is done. */
 static __thread int plugged;
@@ -70,8 +84,16 @@ static void queue_locked(struct kq_job *j)
 	struct io_uring_sqe *sqe;
 	while (!(sqe = io_uring_get_sqe(&U.ring)))
 		submit_locked(); /* the SQ is full: send what is there */
-	prep(sqe, j);
-	__atomic_store_n(&U.pending, U.pending + 1, __ATOMIC_RELAXED);
+	if (j) {
+		prep(sqe, j);
+	} else {
+		io_uring_prep_nop(sqe); /* a wake-up call for the thread in the ring */
+		io_uring_sqe_set_data(sqe, NULL);
+	}
+	/* Before the submitter looks at inflight (kq_uring_submitted), against
+	 * a drain that looks at pending after taking CQEs off. */
+	__atomic_store_n(&U.pending, U.pending + 1, __ATOMIC_SEQ_CST);
+	__atomic_add_fetch(&U.inflight, 1, __ATOMIC_SEQ_CST);
 }
 
 /* Jobs whose last part is done, ended together under one engine lock. */
@@ -131,37 +153,69 @@ static void reap_cqe(struct ended *d, struct kq_job *j, int res)
 	end(d, j, res);
 }
 
+/* U.reap held: ends or resubmits what the CQ holds. Returns the CQEs taken. */
+static unsigned drain(void)
+{
+	unsigned ready = io_uring_cq_ready(&U.ring);
+	if (!ready)
+		return 0;
+	/* The kernel orders each submission before its CQE; taking the lock
+	 * that submissions are made under shows that order to ThreadSanitizer
+	 * for the CQEs already there (not ones that arrive meanwhile). */
+	pthread_mutex_lock(&U.lock);
+	pthread_mutex_unlock(&U.lock);
+	struct ended d = {0};
+	struct io_uring_cqe *cqe;
+	unsigned head, n = 0;
+	io_uring_for_each_cqe(&U.ring, head, cqe)
+	{
+		if (n == ready)
+			break;
+		struct kq_job *j = io_uring_cqe_get_data(cqe);
+		if (j)
+			reap_cqe(&d, j, cqe->res);
+		n++;
+	}
+	io_uring_cq_advance(&U.ring, n);
+	__atomic_sub_fetch(&U.inflight, n, __ATOMIC_SEQ_CST);
+	end_all(&d);
+	kq_uring_flush();
+	return n;
+}
+
+/* Takes U.reap unless a thread sleeps in the ring: it reaps for everyone
+ * until it leaves, and drains once more as it does. Other holders are brief. */
+static int take_reap(void)
+{
+	while (pthread_mutex_trylock(&U.reap)) {
+		if (__atomic_load_n(&U.waiter, __ATOMIC_SEQ_CST))
+			return 0;
+		sched_yield();
+	}
+	reaping = 1;
+	return 1;
+}
+
 static void *completer(void *arg)
 {
 	(void)arg;
 	pthread_setname_np(pthread_self(), "kqaio-uring");
 	for (;;) {
-		struct io_uring_cqe *cqe;
-		int r = io_uring_wait_cqe(&U.ring, &cqe);
-		if (r < 0) {
-			if (r == -EINTR || r == -EAGAIN)
-				continue;
-			kq_debug("io_uring_wait_cqe: %s", strerror(-r));
-			return NULL;
+		/* The kernel may read the eventfd switch before it publishes a CQE
+		 * that a leaving waiter then misses: while jobs are in the ring,
+		 * look again now and then rather than sleep on a lost signal. */
+		struct pollfd p = {.fd = U.efd, .events = POLLIN};
+		if (poll(&p, 1, __atomic_load_n(&U.inflight, __ATOMIC_RELAXED) ? 10 : -1) < 0)
+			continue;
+		uint64_t v;
+		if (read(U.efd, &v, sizeof v) < 0 && errno != EAGAIN)
+			continue;
+		if (take_reap()) {
+			drain();
+			reaping = 0;
+			pthread_mutex_unlock(&U.reap);
 		}
-		/* The kernel orders each submission before its CQE; taking the lock
-		 * that submissions are made under shows that order to ThreadSanitizer
-		 * for the CQEs already there (not ones that arrive meanwhile). */
-		unsigned ready = io_uring_cq_ready(&U.ring);
-		pthread_mutex_lock(&U.lock);
-		pthread_mutex_unlock(&U.lock);
-		struct ended d = {0};
-		unsigned head, n = 0;
-		io_uring_for_each_cqe(&U.ring, head, cqe)
-		{
-			if (n == ready)
-				break;
-			reap_cqe(&d, io_uring_cqe_get_data(cqe), cqe->res);
-			n++;
-		}
-		io_uring_cq_advance(&U.ring, n);
-		end_all(&d);
-		kq_uring_flush();
+		kq_uring_flush(); /* lazy jobs whose ride never came */
 	}
 	return NULL;
 }
@@ -178,13 +232,19 @@ static int start_locked(void)
 	int r = io_uring_queue_init_params(SQ_DEPTH, &U.ring, &p);
 	if (r < 0)
 		return -r;
-	r = kq_thread_start(NULL, 64 * 1024, completer, NULL);
+	U.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	r = U.efd < 0 ? errno : -io_uring_register_eventfd(&U.ring, U.efd);
+	if (!r)
+		r = kq_thread_start(NULL, 64 * 1024, completer, NULL);
 	if (r) {
+		if (U.efd >= 0)
+			close(U.efd);
+		U.efd = -1;
 		io_uring_queue_exit(&U.ring);
 		return r;
 	}
 	__atomic_store_n(&U.pending, 0, __ATOMIC_RELAXED);
-	U.ready = 1;
+	__atomic_store_n(&U.ready, 1, __ATOMIC_RELEASE);
 	return 0;
 }
 
@@ -211,11 +271,81 @@ int kq_uring_queue(struct kq_job *j)
 
 void kq_uring_flush(void)
 {
-	if (plugged || !__atomic_load_n(&U.pending, __ATOMIC_RELAXED))
+	if (plugged || !__atomic_load_n(&U.pending, __ATOMIC_SEQ_CST))
 		return;
 	pthread_mutex_lock(&U.lock);
 	submit_locked();
 	pthread_mutex_unlock(&U.lock);
+}
+
+int kq_uring_wait_begin(void)
+{
+	/* Without EXT_ARG a timed wait would need an SQE: leave it to futexes. */
+	if (!__atomic_load_n(&U.ready, __ATOMIC_ACQUIRE) ||
+	    !(U.ring.features & IORING_FEAT_EXT_ARG) || !take_reap())
+		return 0;
+	io_uring_cq_eventfd_toggle(&U.ring, false);
+	/* Before the caller looks at its jobs: a completion outside the ring
+	 * after that look sees the waiter and wakes it (kq_uring_poke). */
+	__atomic_store_n(&U.waiter, 1, __ATOMIC_SEQ_CST);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return 1;
+}
+
+int kq_uring_wait(const struct timespec *deadline)
+{
+	if (drain())
+		return 0;
+	struct __kernel_timespec ts, *tsp = NULL;
+	if (deadline) {
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		long long ns = (deadline->tv_sec - now.tv_sec) * 1000000000LL +
+			       (deadline->tv_nsec - now.tv_nsec);
+		if (ns <= 0)
+			return ETIMEDOUT;
+		ts.tv_sec = ns / 1000000000LL;
+		ts.tv_nsec = ns % 1000000000LL;
+		tsp = &ts;
+	}
+	struct io_uring_cqe *cqe;
+	int r = io_uring_wait_cqes(&U.ring, &cqe, 1, tsp, NULL);
+	if (r == -ETIME)
+		return ETIMEDOUT;
+	if (r == -EINTR)
+		return EINTR;
+	drain();
+	return 0;
+}
+
+void kq_uring_wait_end(void)
+{
+	__atomic_store_n(&U.waiter, 0, __ATOMIC_SEQ_CST);
+	io_uring_cq_eventfd_toggle(&U.ring, true);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	drain(); /* what came while the completion thread was not told */
+	reaping = 0;
+	pthread_mutex_unlock(&U.reap);
+}
+
+void kq_uring_poke(void)
+{
+	if (reaping || !__atomic_load_n(&U.waiter, __ATOMIC_SEQ_CST))
+		return;
+	pthread_mutex_lock(&U.lock);
+	queue_locked(NULL);
+	submit_locked();
+	pthread_mutex_unlock(&U.lock);
+}
+
+void kq_uring_submitted(int lazy)
+{
+	/* A lazy job rides with later ones when jobs already in the ring will
+	 * complete and flush it, or when its owner next asks about any job. */
+	uint32_t p = __atomic_load_n(&U.pending, __ATOMIC_SEQ_CST);
+	if (lazy && p && __atomic_load_n(&U.inflight, __ATOMIC_SEQ_CST) > p)
+		return;
+	kq_uring_flush();
 }
 
 void kq_uring_plug(int on)
@@ -238,9 +368,17 @@ void kq_uring_fork_parent(void)
 void kq_uring_fork_child(void)
 {
 	/* The rings are shared with the parent: unmap them, never touch them. */
-	if (U.ready)
+	if (U.ready) {
 		io_uring_queue_exit(&U.ring);
+		close(U.efd);
+		U.efd = -1;
+	}
 	U.ready = 0;
 	__atomic_store_n(&U.pending, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&U.inflight, 0, __ATOMIC_RELAXED);
+	/* A parent's thread may hold it, sleeping in the parent's ring. */
+	pthread_mutex_init(&U.reap, NULL);
+	U.waiter = 0;
+	reaping = 0;
 	pthread_mutex_unlock(&U.lock);
 }
