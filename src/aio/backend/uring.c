@@ -287,8 +287,7 @@ int kq_uring_wait_begin(void)
 	io_uring_cq_eventfd_toggle(&U.ring, false);
 	/* Before the caller looks at its jobs: a completion outside the ring
 	 * after that look sees the waiter and wakes it (kq_uring_poke). */
-	__atomic_store_n(&U.waiter, 1, __ATOMIC_SEQ_CST);
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	__atomic_exchange_n(&U.waiter, 1, __ATOMIC_SEQ_CST); /* a full barrier */
 	return 1;
 }
 
@@ -320,9 +319,8 @@ int kq_uring_wait(const struct timespec *deadline)
 
 void kq_uring_wait_end(void)
 {
-	__atomic_store_n(&U.waiter, 0, __ATOMIC_SEQ_CST);
 	io_uring_cq_eventfd_toggle(&U.ring, true);
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	__atomic_exchange_n(&U.waiter, 0, __ATOMIC_SEQ_CST); /* a full barrier */
 	drain(); /* what came while the completion thread was not told */
 	reaping = 0;
 	pthread_mutex_unlock(&U.reap);
