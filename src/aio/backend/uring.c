@@ -42,12 +42,22 @@ static __thread int plugged;
 static void prep(struct io_uring_sqe *sqe, struct kq_job *j)
 {
 	off_t off = j->off + (off_t)j->done;
+	/* One buffer needs no iovec for the kernel to copy in. */
+	int one = j->iovcnt == 1 && j->iov[0].iov_len <= UINT32_MAX;
 	switch (j->op) {
 	case KQ_OP_READ:
-		io_uring_prep_readv(sqe, j->fd, j->iov, (unsigned)j->iovcnt, (__u64)off);
+		if (one)
+			io_uring_prep_read(sqe, j->fd, j->iov[0].iov_base,
+					   (unsigned)j->iov[0].iov_len, (__u64)off);
+		else
+			io_uring_prep_readv(sqe, j->fd, j->iov, (unsigned)j->iovcnt, (__u64)off);
 		break;
 	case KQ_OP_WRITE:
-		io_uring_prep_writev(sqe, j->fd, j->iov, (unsigned)j->iovcnt, (__u64)off);
+		if (one)
+			io_uring_prep_write(sqe, j->fd, j->iov[0].iov_base,
+					    (unsigned)j->iov[0].iov_len, (__u64)off);
+		else
+			io_uring_prep_writev(sqe, j->fd, j->iov, (unsigned)j->iovcnt, (__u64)off);
 		break;
 	default:
 		io_uring_prep_fsync(sqe, j->fd, j->op == KQ_OP_FDSYNC ? IORING_FSYNC_DATASYNC : 0);
