@@ -80,7 +80,9 @@ static void install(void)
 	    0, "pkg-config, make or readelf is missing: run scripts/deps\n%s", out);
 
 	const char *s = getenv("KQAIO_SRC"), *b = getenv("KQAIO_BUILD");
-	cr_assert(realpath(s && *s ? s : ".", src), "source tree %s: %s", s, strerror(errno));
+	if (!(s && *s))
+		s = ".";
+	cr_assert(realpath(s, src), "source tree %s: %s", s, strerror(errno));
 	char path[PATH_MAX + 32];
 	if (!(b && *b)) {
 		fmt(path, "%s/build", src);
@@ -127,14 +129,15 @@ static void source_file(size_t size)
 	close(fd);
 }
 
-/* The compile line's prefix: in tmp, pkg-config looking in the prefix only
- * first; the examples copied there, so nothing points into the source tree. */
+/* The C compiler for the out-of-tree builds: $CC, else cc. */
 static const char *cc(void)
 {
 	const char *c = getenv("CC");
 	return c && *c ? c : "cc";
 }
 
+/* The examples, copied into tmp: they build there with pkg-config's flags
+ * alone, nothing pointing into the source tree. */
 static void copy_examples(void)
 {
 	char out[4096];
