@@ -161,6 +161,10 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	@scripts/demo $(BUILD)
 
+# pkg-config files: kqaio.pc links libkqaio.so (and, with --static, names what
+# a fully static link needs); kqaio-static.pc links libkqaio.a into the program.
+PCFILES := kqaio.pc kqaio-static.pc
+
 install: all
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/kqaio/sys $(DESTDIR)$(BINDIR) \
 		$(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7 \
@@ -174,16 +178,17 @@ install: all
 	sed -e 's|@KQAIO_LIB@|$(LIBDIR)/libkqaio.so.$(SOMAJOR)|' -e 's|@KQAIO_VERSION@|$(VERSION)|' tools/kqaio-run.in \
 		> $(DESTDIR)$(BINDIR)/kqaio-run
 	chmod 755 $(DESTDIR)$(BINDIR)/kqaio-run
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
-		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
-		kqaio.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/kqaio.pc
+	for pc in $(PCFILES); do \
+		sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+			-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+			$$pc.in > $(DESTDIR)$(PKGCONFIGDIR)/$$pc || exit 1; done
 	for m in $(wildcard man/*.[137]); do \
 		s=$${m##*.}; install -m 644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libkqaio.so* $(DESTDIR)$(LIBDIR)/libkqaio.a
 	rm -rf $(DESTDIR)$(INCLUDEDIR)/kqaio
-	rm -f $(DESTDIR)$(BINDIR)/kqaio-run $(DESTDIR)$(PKGCONFIGDIR)/kqaio.pc
+	rm -f $(DESTDIR)$(BINDIR)/kqaio-run $(PCFILES:%=$(DESTDIR)$(PKGCONFIGDIR)/%)
 	for m in $(wildcard man/*.[137]); do \
 		s=$${m##*.}; rm -f $(DESTDIR)$(MANDIR)/man$$s/$${m##*/}; done
 
