@@ -51,7 +51,8 @@ else
 TEST_FRAMEWORK := -lcriterion
 endif
 TEST_BIN := $(BUILD)/tests/kqaio-tests
-TOOLS := $(BUILD)/kqaio-run
+TOOLS := $(BUILD)/kqaio-run $(BUILD)/kqaio-bench
+BENCH_TOOL_SRCS := $(wildcard tools/bench/*.c)
 
 # Flags for programs linked against the freshly built shared library.
 PROG_CFLAGS := $(CFLAGS_BASE) $(SANFLAGS) $(CFLAGS)
@@ -103,6 +104,11 @@ $(BUILD)/kqaio-run: tools/kqaio-run.in $(SO)
 	sed -e 's|@KQAIO_LIB@|$(if $(SANRT),$(SANRT):)$(abspath $(BUILD))/libkqaio.so.$(SOMAJOR)|' \
 		-e 's|@KQAIO_VERSION@|$(VERSION)|' $< > $@
 	chmod +x $@
+
+# kqaio-bench links kqaio (its aio_* are kqaio's), liburing for the ceiling and
+# libdl for dlvsym, through which it finds glibc's own aio_* at run time.
+$(BUILD)/kqaio-bench: $(BENCH_TOOL_SRCS) tools/bench/bench.h $(SO)
+	$(CC) $(PROG_CFLAGS) $(BENCH_TOOL_SRCS) -o $@ $(PROG_LDFLAGS) -luring -ldl
 
 examples: $(EXAMPLES)
 
@@ -174,6 +180,8 @@ install: all
 	sed -e 's|@KQAIO_LIB@|$(LIBDIR)/libkqaio.so.$(SOMAJOR)|' -e 's|@KQAIO_VERSION@|$(VERSION)|' tools/kqaio-run.in \
 		> $(DESTDIR)$(BINDIR)/kqaio-run
 	chmod 755 $(DESTDIR)$(BINDIR)/kqaio-run
+	$(CC) $(PROG_CFLAGS) $(BENCH_TOOL_SRCS) -o $(DESTDIR)$(BINDIR)/kqaio-bench \
+		-L$(BUILD) -Wl,-rpath,$(LIBDIR) -lkqaio -pthread -luring -ldl
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
 		kqaio.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/kqaio.pc
@@ -183,7 +191,7 @@ install: all
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libkqaio.so* $(DESTDIR)$(LIBDIR)/libkqaio.a
 	rm -rf $(DESTDIR)$(INCLUDEDIR)/kqaio
-	rm -f $(DESTDIR)$(BINDIR)/kqaio-run $(DESTDIR)$(PKGCONFIGDIR)/kqaio.pc
+	rm -f $(DESTDIR)$(BINDIR)/kqaio-run $(DESTDIR)$(BINDIR)/kqaio-bench $(DESTDIR)$(PKGCONFIGDIR)/kqaio.pc
 	for m in $(wildcard man/*.[137]); do \
 		s=$${m##*.}; rm -f $(DESTDIR)$(MANDIR)/man$$s/$${m##*/}; done
 
