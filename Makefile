@@ -58,7 +58,7 @@ BENCH_TOOL_SRCS := $(wildcard tools/bench/*.c)
 PROG_CFLAGS := $(CFLAGS_BASE) $(SANFLAGS) $(CFLAGS)
 PROG_LDFLAGS := -L$(BUILD) -Wl,-rpath,$(abspath $(BUILD)) -lkqaio -pthread
 
-.PHONY: bench all lib tools examples tests check check-asan check-tsan check-all soak deps demo \
+.PHONY: bench all lib tools examples tests check check-asan check-tsan check-all soak deps demo plot \
 	install uninstall clean format
 
 all: lib tools examples bench
@@ -166,6 +166,12 @@ soak: deps
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@scripts/demo $(BUILD)
+
+# IOPS against queue depth for kqaio, glibc and raw io_uring, into doc/qd-iops.png
+# and doc/qd-iops.csv (about two minutes; not part of make check).
+plot: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/plot $(BUILD)
 
 install: all
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/kqaio/sys $(DESTDIR)$(BINDIR) \
