@@ -277,6 +277,14 @@ void engine_aio(const struct config *c, enum engine e, struct result *r)
 {
 	C = c;
 	R = r;
+	/* The signal is blocked before the first AIO call (kqaio_backend() included),
+	 * so that every thread a library starts inherits the mask and sigwaitinfo
+	 * here takes them all. */
+	sig = SIGRTMIN + 2;
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	if (e == E_GLIBC) {
 		if (c->completion == C_KEVENT || c->completion == C_WAITCOMPLETE) {
 			r->status = ST_NA;
@@ -301,13 +309,6 @@ void engine_aio(const struct config *c, enum engine e, struct result *r)
 		ops = &kqaio_ops;
 	}
 
-	/* The signal is blocked before the first AIO call, so that every thread the
-	 * library starts inherits the mask and sigwaitinfo here takes them all. */
-	sig = SIGRTMIN + 2;
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, sig);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	if (c->completion == C_KEVENT && (kq = kqueue()) < 0) {
 		fail("%s: %s", "kqueue", errno);
 		return;
