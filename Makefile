@@ -51,13 +51,14 @@ else
 TEST_FRAMEWORK := -lcriterion
 endif
 TEST_BIN := $(BUILD)/tests/kqaio-tests
-TOOLS := $(BUILD)/kqaio-run
+TOOLS := $(BUILD)/kqaio-run $(BUILD)/kqaio-bench
+BENCH_TOOL_SRCS := $(wildcard tools/bench/*.c)
 
 # Flags for programs linked against the freshly built shared library.
 PROG_CFLAGS := $(CFLAGS_BASE) $(SANFLAGS) $(CFLAGS)
 PROG_LDFLAGS := -L$(BUILD) -Wl,-rpath,$(abspath $(BUILD)) -lkqaio -pthread
 
-.PHONY: bench all lib tools examples tests check check-asan check-tsan check-all soak deps demo \
+.PHONY: bench all lib tools examples tests check check-asan check-tsan check-all soak deps demo plot \
 	install uninstall clean format
 
 all: lib tools examples bench
@@ -103,6 +104,11 @@ $(BUILD)/kqaio-run: tools/kqaio-run.in $(SO)
 	sed -e 's|@KQAIO_LIB@|$(if $(SANRT),$(SANRT):)$(abspath $(BUILD))/libkqaio.so.$(SOMAJOR)|' \
 		-e 's|@KQAIO_VERSION@|$(VERSION)|' $< > $@
 	chmod +x $@
+
+# kqaio-bench links kqaio (its aio_* are kqaio's), liburing for the ceiling and
+# libdl for dlvsym, through which it finds glibc's own aio_* at run time.
+$(BUILD)/kqaio-bench: $(BENCH_TOOL_SRCS) tools/bench/bench.h $(SO)
+	$(CC) $(PROG_CFLAGS) $(BENCH_TOOL_SRCS) -o $@ $(PROG_LDFLAGS) -luring -ldl
 
 examples: $(EXAMPLES)
 
@@ -165,6 +171,12 @@ demo: deps
 # a fully static link needs); kqaio-static.pc links libkqaio.a into the program.
 PCFILES := kqaio.pc kqaio-static.pc
 
+# IOPS against queue depth for kqaio, glibc and raw io_uring, into doc/qd-iops.png
+# and doc/qd-iops.csv (about two minutes; not part of make check).
+plot: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/plot $(BUILD)
+
 install: all
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/kqaio/sys $(DESTDIR)$(BINDIR) \
 		$(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7 \
@@ -178,6 +190,8 @@ install: all
 	sed -e 's|@KQAIO_LIB@|$(LIBDIR)/libkqaio.so.$(SOMAJOR)|' -e 's|@KQAIO_VERSION@|$(VERSION)|' tools/kqaio-run.in \
 		> $(DESTDIR)$(BINDIR)/kqaio-run
 	chmod 755 $(DESTDIR)$(BINDIR)/kqaio-run
+	$(CC) $(PROG_CFLAGS) $(BENCH_TOOL_SRCS) -o $(DESTDIR)$(BINDIR)/kqaio-bench \
+		-L$(BUILD) -Wl,-rpath,$(LIBDIR) -lkqaio -pthread -luring -ldl
 	for pc in $(PCFILES); do \
 		sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 			-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
@@ -188,7 +202,8 @@ install: all
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libkqaio.so* $(DESTDIR)$(LIBDIR)/libkqaio.a
 	rm -rf $(DESTDIR)$(INCLUDEDIR)/kqaio
-	rm -f $(DESTDIR)$(BINDIR)/kqaio-run $(PCFILES:%=$(DESTDIR)$(PKGCONFIGDIR)/%)
+	rm -f $(DESTDIR)$(BINDIR)/kqaio-run $(DESTDIR)$(BINDIR)/kqaio-bench \
+		$(PCFILES:%=$(DESTDIR)$(PKGCONFIGDIR)/%)
 	for m in $(wildcard man/*.[137]); do \
 		s=$${m##*.}; rm -f $(DESTDIR)$(MANDIR)/man$$s/$${m##*/}; done
 

@@ -145,7 +145,7 @@ Test(man, every_public_function_has_a_page)
 			}
 		}
 	}
-	static const char *const others[] = {"kqaio.7", "kqaio-run.1"};
+	static const char *const others[] = {"kqaio.7", "kqaio-run.1", "kqaio-bench.1"};
 	for (size_t i = 0; i < sizeof others / sizeof *others; i++) {
 		char page[PATH_MAX + 64];
 		snprintf(page, sizeof page, "%s/%s", dir, others[i]);
