@@ -193,15 +193,12 @@ static unsigned drain(void)
 	return n;
 }
 
-/* Takes U.reap unless a thread sleeps in the ring: it reaps for everyone
- * until it leaves, and drains once more as it does. Other holders are brief. */
+/* Takes U.reap if it is free. Whoever holds it drains the CQ once more as
+ * it lets go, with the eventfd back on: nothing is lost by not waiting. */
 static int take_reap(void)
 {
-	while (pthread_mutex_trylock(&U.reap)) {
-		if (__atomic_load_n(&U.waiter, __ATOMIC_SEQ_CST))
-			return 0;
-		sched_yield();
-	}
+	if (pthread_mutex_trylock(&U.reap))
+		return 0;
 	reaping = 1;
 	return 1;
 }
@@ -279,13 +276,34 @@ int kq_uring_queue(struct kq_job *j)
 	return err;
 }
 
+/* U.reap held with the eventfd off: turns it back on and lets go, after
+ * taking what arrived while it was off. */
+static void release_reap(void)
+{
+	io_uring_cq_eventfd_toggle(&U.ring, true);
+	__atomic_exchange_n(&U.waiter, 0, __ATOMIC_SEQ_CST); /* a full barrier */
+	drain(); /* what came while the completion thread was not told */
+	reaping = 0;
+	pthread_mutex_unlock(&U.reap);
+}
+
 void kq_uring_flush(void)
 {
 	if (plugged || !__atomic_load_n(&U.pending, __ATOMIC_SEQ_CST))
 		return;
+	/* Reads from the page cache often complete inside the submission call:
+	 * when no one else is reaping, take those here, with the completion
+	 * thread left asleep. */
+	int own = !reaping && take_reap();
+	if (own)
+		io_uring_cq_eventfd_toggle(&U.ring, false);
 	pthread_mutex_lock(&U.lock);
 	submit_locked();
 	pthread_mutex_unlock(&U.lock);
+	if (own) {
+		drain();
+		release_reap();
+	}
 }
 
 int kq_uring_wait_begin(void)
@@ -329,11 +347,7 @@ int kq_uring_wait(const struct timespec *deadline)
 
 void kq_uring_wait_end(void)
 {
-	io_uring_cq_eventfd_toggle(&U.ring, true);
-	__atomic_exchange_n(&U.waiter, 0, __ATOMIC_SEQ_CST); /* a full barrier */
-	drain(); /* what came while the completion thread was not told */
-	reaping = 0;
-	pthread_mutex_unlock(&U.reap);
+	release_reap();
 }
 
 void kq_uring_poke(void)
