@@ -220,6 +220,8 @@ int kq_uring_wait_begin(void);
 int kq_uring_wait(const struct timespec *deadline);
 void kq_uring_wait_end(void);
 void kq_uring_poke(void);
+void kq_uring_collect(void);  /* reap what the CQ holds, if nobody else is */
+void kq_uring_sleeping(void); /* a thread is about to sleep on the completion futex */
 void kq_uring_fork_prepare(void);
 void kq_uring_fork_parent(void);
 void kq_uring_fork_child(void);

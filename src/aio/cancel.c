@@ -31,6 +31,7 @@ KQ_API int aio_cancel(int fd, struct aiocb *cb)
 		return -1;
 	}
 	kq_aio_init();
+	kq_uring_collect(); /* a job done in the CQ is AIO_ALLDONE */
 	struct kq_batch b;
 	kq_batch_init(&b);
 	int result = AIO_ALLDONE;

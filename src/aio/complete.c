@@ -95,6 +95,7 @@ int kq_wait_until(int (*ready)(void *), void *arg, const struct timespec *deadli
 {
 	int err;
 	kq_uring_flush();
+	kq_uring_collect();
 	if (!poll && kq_aio.backend == KQ_BE_URING && kq_uring_wait_begin()) {
 		/* Completions reach this thread straight from the kernel. */
 		while (!(err = ready(arg) ? -1 : kq_uring_wait(deadline)))
@@ -105,6 +106,8 @@ int kq_wait_until(int (*ready)(void *), void *arg, const struct timespec *deadli
 	/* Announce the waiter before looking, so a completion after the look
 	 * either sees it and wakes it, or changes seq before it sleeps. */
 	__atomic_add_fetch(&kq_aio.waiters, 1, __ATOMIC_SEQ_CST);
+	if (!poll)
+		kq_uring_sleeping(); /* quiet jobs need the completion thread now */
 	for (;;) {
 		uint32_t seen = __atomic_load_n(&kq_aio.seq, __ATOMIC_SEQ_CST);
 		if (ready(arg)) {

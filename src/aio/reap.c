@@ -20,8 +20,13 @@ KQ_API int aio_error(const struct aiocb *cb)
 		return -1;
 	}
 	int e = __atomic_load_n(&cb->__error_code, __ATOMIC_ACQUIRE);
-	if (e == EINPROGRESS)
-		kq_uring_flush(); /* a lazy submission waits no longer than its owner */
+	if (e == EINPROGRESS) {
+		/* Lazy submissions and quiet completions wait no longer than
+		 * their owner's next look. */
+		kq_uring_flush();
+		kq_uring_collect();
+		e = __atomic_load_n(&cb->__error_code, __ATOMIC_ACQUIRE);
+	}
 	return e;
 }
 
@@ -41,6 +46,8 @@ KQ_API ssize_t aio_return(struct aiocb *cb)
 		return -1;
 	}
 	kq_aio_init();
+	if (__atomic_load_n(&cb->__error_code, __ATOMIC_ACQUIRE) == EINPROGRESS)
+		kq_uring_collect(); /* a quiet job may be done in the CQ */
 	pthread_mutex_lock(&kq_aio.lock);
 	struct kq_job *j = kq_job_of(cb);
 	int err = EINVAL;

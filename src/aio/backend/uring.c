@@ -1,10 +1,13 @@
 /* The uring backend: regular files and block devices through one io_uring per
  * process. Submitters prepare SQEs under a small lock and submit them in one
  * io_uring_enter when they drop the engine lock (a whole lio_listio at once).
- * Completions are reaped by one consumer at a time: a thread waiting in
- * aio_suspend or aio_waitcomplete sleeps in the ring and reaps for everyone,
- * which saves a thread hop per completion; otherwise the completion thread,
- * woken through an eventfd the ring signals only while no such waiter is in. */
+ * Completions are reaped by one consumer at a time (U.reap), whoever is at
+ * hand: a thread waiting in aio_suspend or aio_waitcomplete sleeps in the ring
+ * itself; a submitter takes what its own io_uring_enter completed; aio_error
+ * takes what is there. The completion thread, on an eventfd, is woken only
+ * when it is needed: a job in the ring owes a notification or releases others,
+ * or a thread sleeps on the futex. A quiet job (a SIGEV_NONE read outside any
+ * list) has no one to tell, so its owner's next call collects it. */
 #include "aio/aio.h"
 
 #include <errno.h>
@@ -27,11 +30,18 @@ static struct {
 	pthread_mutex_t reap; /* the completion queue: one consumer at a time */
 	struct io_uring ring;
 	int ready;
-	int efd;	   /* the ring signals it while no waiter sleeps in the ring */
+	int efd;	   /* the completion thread sleeps on it */
+	int toggle;	   /* the eventfd can be switched off: others may reap */
+	int signal;	   /* U.lock: the ring signals efd */
+	int held;	   /* U.lock: U.reap is held; its holder drains as it lets go */
 	int waiter;	   /* a thread sleeps in the ring (kq_uring_wait) */
 	uint32_t pending;  /* SQEs prepared but not yet submitted */
 	uint32_t inflight; /* SQEs queued whose CQE is not yet reaped */
+	uint32_t loud;	   /* of those, jobs that are not quiet */
 } U = {.lock = PTHREAD_MUTEX_INITIALIZER, .reap = PTHREAD_MUTEX_INITIALIZER, .efd = -1};
+
+/* Exchanged for a full barrier (ThreadSanitizer refuses bare fences). */
+static int barrier_word;
 
 /* This thread holds U.reap. */
 static __thread int reaping;
@@ -88,6 +98,24 @@ static void submit_locked(void)
 	}
 }
 
+/* A SIGEV_NONE read outside any list: nothing waits to be told it is done. */
+static int quiet(const struct kq_job *j)
+{
+	return j->op == KQ_OP_READ && j->sev.sigev_notify == SIGEV_NONE && !j->lio;
+}
+
+/* U.lock held. The completion thread is needed while nobody holds U.reap and
+ * a job in the ring is loud or a thread sleeps on the completion futex. */
+static void signal_locked(void)
+{
+	int on = !U.held && (__atomic_load_n(&U.loud, __ATOMIC_SEQ_CST) ||
+			     __atomic_load_n(&kq_aio.waiters, __ATOMIC_SEQ_CST));
+	if (on != U.signal && U.toggle) {
+		io_uring_cq_eventfd_toggle(&U.ring, on);
+		U.signal = on;
+	}
+}
+
 /* U.lock held. */
 static void queue_locked(struct kq_job *j)
 {
@@ -96,6 +124,10 @@ static void queue_locked(struct kq_job *j)
 		submit_locked(); /* the SQ is full: send what is there */
 	if (j) {
 		prep(sqe, j);
+		if (!quiet(j)) {
+			__atomic_add_fetch(&U.loud, 1, __ATOMIC_SEQ_CST);
+			signal_locked(); /* before io_uring_enter, so the kernel sees it */
+		}
 	} else {
 		io_uring_prep_nop(sqe); /* a wake-up call for the thread in the ring */
 		io_uring_sqe_set_data(sqe, NULL);
@@ -182,8 +214,11 @@ static unsigned drain(void)
 		if (n == ready)
 			break;
 		struct kq_job *j = io_uring_cqe_get_data(cqe);
-		if (j)
+		if (j) {
+			if (!quiet(j))
+				__atomic_sub_fetch(&U.loud, 1, __ATOMIC_SEQ_CST);
 			reap_cqe(&d, j, cqe->res);
+		}
 		n++;
 	}
 	io_uring_cq_advance(&U.ring, n);
@@ -193,14 +228,39 @@ static unsigned drain(void)
 	return n;
 }
 
-/* Takes U.reap if it is free. Whoever holds it drains the CQ once more as
- * it lets go, with the eventfd back on: nothing is lost by not waiting. */
+/* Takes U.reap if it is free, and switches the eventfd off while held. Not
+ * waiting is safe: the holder drains once more as it lets go. */
 static int take_reap(void)
 {
 	if (pthread_mutex_trylock(&U.reap))
 		return 0;
 	reaping = 1;
+	pthread_mutex_lock(&U.lock);
+	U.held = 1;
+	signal_locked();
+	pthread_mutex_unlock(&U.lock);
 	return 1;
+}
+
+/* Lets U.reap go, after taking what arrived while the eventfd was off. */
+static void release_reap(void)
+{
+	pthread_mutex_lock(&U.lock);
+	U.held = 0;
+	signal_locked();
+	pthread_mutex_unlock(&U.lock);
+	/* The switch before the look at the CQ: a full barrier. */
+	__atomic_exchange_n(&U.waiter, 0, __ATOMIC_SEQ_CST);
+	drain();
+	reaping = 0;
+	pthread_mutex_unlock(&U.reap);
+}
+
+/* Something is in the CQ (a look without U.reap). */
+static int cq_nonempty(void)
+{
+	return __atomic_load_n(U.ring.cq.ktail, __ATOMIC_ACQUIRE) !=
+	       __atomic_load_n(U.ring.cq.khead, __ATOMIC_ACQUIRE);
 }
 
 static void *completer(void *arg)
@@ -209,8 +269,8 @@ static void *completer(void *arg)
 	pthread_setname_np(pthread_self(), "kqaio-uring");
 	for (;;) {
 		/* The kernel may read the eventfd switch before it publishes a CQE
-		 * that a leaving waiter then misses: while jobs are in the ring,
-		 * look again now and then rather than sleep on a lost signal. */
+		 * that a leaving holder then misses, and quiet jobs may wait for an
+		 * owner who never asks: while jobs are in the ring, look now and then. */
 		struct pollfd p = {.fd = U.efd, .events = POLLIN};
 		if (poll(&p, 1, __atomic_load_n(&U.inflight, __ATOMIC_RELAXED) ? 10 : -1) < 0)
 			continue;
@@ -219,8 +279,7 @@ static void *completer(void *arg)
 			continue;
 		if (take_reap()) {
 			drain();
-			reaping = 0;
-			pthread_mutex_unlock(&U.reap);
+			release_reap();
 		}
 		kq_uring_flush(); /* lazy jobs whose ride never came */
 	}
@@ -241,6 +300,12 @@ static int start_locked(void)
 		return -r;
 	U.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	r = U.efd < 0 ? errno : -io_uring_register_eventfd(&U.ring, U.efd);
+	U.signal = 1;
+	U.held = 0;
+	__atomic_store_n(&U.loud, 0, __ATOMIC_RELAXED);
+	/* Old kernels cannot switch the eventfd off: then only the completion
+	 * thread reaps. Sleeping in the ring with a timeout needs EXT_ARG. */
+	U.toggle = U.ring.cq.kflags && (U.ring.features & IORING_FEAT_EXT_ARG);
 	if (!r)
 		r = kq_thread_start(NULL, 64 * 1024, completer, NULL);
 	if (r) {
@@ -276,17 +341,6 @@ int kq_uring_queue(struct kq_job *j)
 	return err;
 }
 
-/* U.reap held with the eventfd off: turns it back on and lets go, after
- * taking what arrived while it was off. */
-static void release_reap(void)
-{
-	io_uring_cq_eventfd_toggle(&U.ring, true);
-	__atomic_exchange_n(&U.waiter, 0, __ATOMIC_SEQ_CST); /* a full barrier */
-	drain(); /* what came while the completion thread was not told */
-	reaping = 0;
-	pthread_mutex_unlock(&U.reap);
-}
-
 void kq_uring_flush(void)
 {
 	if (plugged || !__atomic_load_n(&U.pending, __ATOMIC_SEQ_CST))
@@ -294,9 +348,7 @@ void kq_uring_flush(void)
 	/* Reads from the page cache often complete inside the submission call:
 	 * when no one else is reaping, take those here, with the completion
 	 * thread left asleep. */
-	int own = !reaping && take_reap();
-	if (own)
-		io_uring_cq_eventfd_toggle(&U.ring, false);
+	int own = !reaping && U.toggle && take_reap();
 	pthread_mutex_lock(&U.lock);
 	submit_locked();
 	pthread_mutex_unlock(&U.lock);
@@ -308,11 +360,8 @@ void kq_uring_flush(void)
 
 int kq_uring_wait_begin(void)
 {
-	/* Without EXT_ARG a timed wait would need an SQE: leave it to futexes. */
-	if (!__atomic_load_n(&U.ready, __ATOMIC_ACQUIRE) ||
-	    !(U.ring.features & IORING_FEAT_EXT_ARG) || !take_reap())
+	if (!__atomic_load_n(&U.ready, __ATOMIC_ACQUIRE) || !U.toggle || reaping || !take_reap())
 		return 0;
-	io_uring_cq_eventfd_toggle(&U.ring, false);
 	/* Before the caller looks at its jobs: a completion outside the ring
 	 * after that look sees the waiter and wakes it (kq_uring_poke). */
 	__atomic_exchange_n(&U.waiter, 1, __ATOMIC_SEQ_CST); /* a full barrier */
@@ -360,6 +409,33 @@ void kq_uring_poke(void)
 	pthread_mutex_unlock(&U.lock);
 }
 
+void kq_uring_collect(void)
+{
+	if (!__atomic_load_n(&U.ready, __ATOMIC_ACQUIRE) || !U.toggle || reaping ||
+	    !cq_nonempty() || !take_reap())
+		return;
+	drain();
+	release_reap();
+}
+
+void kq_uring_sleeping(void)
+{
+	if (!__atomic_load_n(&U.ready, __ATOMIC_ACQUIRE))
+		return;
+	pthread_mutex_lock(&U.lock);
+	signal_locked();
+	int held = U.held;
+	pthread_mutex_unlock(&U.lock);
+	/* Quiet completions already there: the completion thread must take
+	 * them now, since it was not told (a holder will on letting go). */
+	__atomic_exchange_n(&barrier_word, 0, __ATOMIC_SEQ_CST); /* the switch, then the look */
+	if (!held && cq_nonempty()) {
+		uint64_t one = 1;
+		if (write(U.efd, &one, sizeof one) < 0)
+			kq_debug("eventfd write: %s", strerror(errno));
+	}
+}
+
 void kq_uring_submitted(int lazy)
 {
 	/* A lazy job rides with later ones when jobs already in the ring will
@@ -401,6 +477,7 @@ void kq_uring_fork_child(void)
 	/* A parent's thread may hold it, sleeping in the parent's ring. */
 	pthread_mutex_init(&U.reap, NULL);
 	U.waiter = 0;
+	U.held = 0;
 	reaping = 0;
 	pthread_mutex_unlock(&U.lock);
 }
