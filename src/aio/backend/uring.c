@@ -38,6 +38,7 @@ static struct {
 	uint32_t pending;  /* SQEs prepared but not yet submitted */
 	uint32_t inflight; /* SQEs queued whose CQE is not yet reaped */
 	uint32_t loud;	   /* of those, jobs that are not quiet */
+	int idle;	   /* the completion thread may sleep until told */
 } U = {.lock = PTHREAD_MUTEX_INITIALIZER, .reap = PTHREAD_MUTEX_INITIALIZER, .efd = -1};
 
 /* Exchanged for a full barrier (ThreadSanitizer refuses bare fences). */
@@ -75,6 +76,8 @@ static void prep(struct io_uring_sqe *sqe, struct kq_job *j)
 	io_uring_sqe_set_data(sqe, j);
 }
 
+static void signal_locked(void);
+
 /* U.lock held. */
 static void submit_locked(void)
 {
@@ -83,7 +86,7 @@ static void submit_locked(void)
 		if (r > 0)
 			kq_taskwork = true;
 		if (r >= 0) {
-			__atomic_store_n(&U.pending, io_uring_sq_ready(&U.ring), __ATOMIC_RELAXED);
+			__atomic_store_n(&U.pending, io_uring_sq_ready(&U.ring), __ATOMIC_SEQ_CST);
 			if (r == 0)
 				break;
 		} else if (r == -EBUSY || r == -EAGAIN || r == -EINTR) {
@@ -96,6 +99,7 @@ static void submit_locked(void)
 			break;
 		}
 	}
+	signal_locked();
 }
 
 /* A SIGEV_NONE read outside any list: nothing waits to be told it is done. */
@@ -124,10 +128,8 @@ static void queue_locked(struct kq_job *j)
 		submit_locked(); /* the SQ is full: send what is there */
 	if (j) {
 		prep(sqe, j);
-		if (!quiet(j)) {
+		if (!quiet(j))
 			__atomic_add_fetch(&U.loud, 1, __ATOMIC_SEQ_CST);
-			signal_locked(); /* before io_uring_enter, so the kernel sees it */
-		}
 	} else {
 		io_uring_prep_nop(sqe); /* a wake-up call for the thread in the ring */
 		io_uring_sqe_set_data(sqe, NULL);
@@ -136,6 +138,7 @@ static void queue_locked(struct kq_job *j)
 	 * a drain that looks at pending after taking CQEs off. */
 	__atomic_store_n(&U.pending, U.pending + 1, __ATOMIC_SEQ_CST);
 	__atomic_add_fetch(&U.inflight, 1, __ATOMIC_SEQ_CST);
+	signal_locked(); /* before io_uring_enter, so the kernel sees it */
 }
 
 /* Jobs whose last part is done, ended together under one engine lock. */
@@ -263,17 +266,32 @@ static int cq_nonempty(void)
 	       __atomic_load_n(U.ring.cq.khead, __ATOMIC_ACQUIRE);
 }
 
+/* How long the completion thread may sleep, in ms (-1: until told). It looks
+ * now and then while jobs are in the ring, for quiet ones whose owner never
+ * asks and for a CQE whose eventfd signal a leaving holder raced with; and
+ * soon while lazy SQEs wait, so they are issued even if no job completes. */
+static int nap(void)
+{
+	/* Idle first, then the look: a lazy submitter that queues meanwhile
+	 * sees idle and tells it. */
+	__atomic_store_n(&U.idle, 1, __ATOMIC_SEQ_CST);
+	int ms = __atomic_load_n(&U.pending, __ATOMIC_SEQ_CST)	  ? 1
+		 : __atomic_load_n(&U.inflight, __ATOMIC_SEQ_CST) ? 10
+								  : -1;
+	if (ms >= 0)
+		__atomic_store_n(&U.idle, 0, __ATOMIC_SEQ_CST);
+	return ms;
+}
+
 static void *completer(void *arg)
 {
 	(void)arg;
 	pthread_setname_np(pthread_self(), "kqaio-uring");
 	for (;;) {
-		/* The kernel may read the eventfd switch before it publishes a CQE
-		 * that a leaving holder then misses, and quiet jobs may wait for an
-		 * owner who never asks: while jobs are in the ring, look now and then. */
 		struct pollfd p = {.fd = U.efd, .events = POLLIN};
-		if (poll(&p, 1, __atomic_load_n(&U.inflight, __ATOMIC_RELAXED) ? 10 : -1) < 0)
+		if (poll(&p, 1, nap()) < 0)
 			continue;
+		__atomic_store_n(&U.idle, 0, __ATOMIC_SEQ_CST);
 		uint64_t v;
 		if (read(U.efd, &v, sizeof v) < 0 && errno != EAGAIN)
 			continue;
@@ -441,9 +459,15 @@ void kq_uring_submitted(int lazy)
 	/* A lazy job rides with later ones when jobs already in the ring will
 	 * complete and flush it, or when its owner next asks about any job. */
 	uint32_t p = __atomic_load_n(&U.pending, __ATOMIC_SEQ_CST);
-	if (lazy && p && __atomic_load_n(&U.inflight, __ATOMIC_SEQ_CST) > p)
-		return;
-	kq_uring_flush();
+	if (!lazy || !p || __atomic_load_n(&U.inflight, __ATOMIC_SEQ_CST) <= p) {
+		kq_uring_flush();
+	} else if (__atomic_load_n(&U.idle, __ATOMIC_SEQ_CST) &&
+		   __atomic_exchange_n(&U.idle, 0, __ATOMIC_SEQ_CST)) {
+		/* The completion thread sleeps with no deadline: give it one. */
+		uint64_t one = 1;
+		if (write(U.efd, &one, sizeof one) < 0)
+			kq_debug("eventfd write: %s", strerror(errno));
+	}
 }
 
 void kq_uring_plug(int on)

@@ -1,0 +1,137 @@
+/* Who collects completions: a thread asleep in aio_suspend is woken by jobs
+ * that finish outside the ring, two sleepers share the work, reads left in
+ * the SQ are issued with no call from their owner, and aio_waitcomplete's
+ * poll sees a job nobody has taken from the ring. Each test hangs (and times
+ * out) or fails if a completion is left in the ring or a submission in the SQ. */
+#include "kqt.h"
+
+#include <time.h>
+
+TestSuite(reaping, .timeout = 30);
+
+static void sleep_ms(long ms)
+{
+	struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
+	while (nanosleep(&t, &t) && errno == EINTR)
+		;
+}
+
+struct sleeper {
+	struct aiocb *cb;
+	ssize_t res;
+};
+
+static void *suspend_on(void *arg)
+{
+	struct sleeper *s = arg;
+	s->res = kqt_wait(s->cb);
+	return NULL;
+}
+
+/* The sleeper waits in the ring (uring backend): only a wake-up call from the
+ * pipe's completion can end its sleep. */
+Test(reaping, a_sleeper_wakes_for_a_job_outside_the_ring)
+{
+	int p[2];
+	cr_assert_eq(pipe(p), 0);
+	char buf[16];
+	struct aiocb cb;
+	kqt_cb(&cb, p[0], buf, sizeof buf, 0);
+	cr_assert_eq(aio_read(&cb), 0);
+	struct sleeper s = {&cb, -2};
+	pthread_t t;
+	pthread_create(&t, NULL, suspend_on, &s);
+	sleep_ms(100); /* let it fall asleep */
+	cr_assert_eq(write(p[1], "hello", 5), 5);
+	pthread_join(t, NULL);
+	cr_assert_eq(s.res, 5);
+	close(p[0]);
+	close(p[1]);
+}
+
+/* Two threads asleep at once: one in the ring, one on the futex; each job's
+ * completion must reach its own sleeper whichever of them collects it. */
+Test(reaping, two_sleepers_each_get_their_job)
+{
+	int fd = kqt_file(1 << 20);
+	int p[2];
+	cr_assert_eq(pipe(p), 0);
+	char pbuf[16], fbuf[4096];
+	struct aiocb pcb, fcb;
+	kqt_cb(&pcb, p[0], pbuf, sizeof pbuf, 0);
+	cr_assert_eq(aio_read(&pcb), 0);
+	struct sleeper ps = {&pcb, -2};
+	pthread_t pt;
+	pthread_create(&pt, NULL, suspend_on, &ps);
+	sleep_ms(50);
+	for (int i = 0; i < 200; i++) {
+		kqt_cb(&fcb, fd, fbuf, sizeof fbuf, (off_t)i * 4096);
+		cr_assert_eq(aio_read(&fcb), 0);
+		struct sleeper fs = {&fcb, -2};
+		pthread_t ft;
+		pthread_create(&ft, NULL, suspend_on, &fs);
+		pthread_join(ft, NULL);
+		cr_assert_eq(fs.res, 4096, "round %d", i);
+		cr_assert(kqt_check(fbuf, (off_t)i * 4096, 4096));
+	}
+	cr_assert_eq(write(p[1], "x", 1), 1);
+	pthread_join(pt, NULL);
+	cr_assert_eq(ps.res, 1);
+	close(p[0]);
+	close(p[1]);
+	close(fd);
+}
+
+/* Reads left in the SQ to ride with later ones must still be issued while
+ * their owner sleeps (no aio_* call at all): the buffers fill. */
+Test(reaping, lazy_submissions_are_issued_while_their_owner_sleeps)
+{
+	int fd = kqt_file(1 << 20);
+	enum { N = 16 };
+	static char bufs[N][4096];
+	memset(bufs, 0, sizeof bufs);
+	struct aiocb cbs[N];
+	for (int i = 0; i < N; i++) { /* all but the first may wait in the SQ */
+		kqt_cb(&cbs[i], fd, bufs[i], 4096, (off_t)i * 8192 + 1);
+		cr_assert_eq(aio_read(&cbs[i]), 0);
+	}
+	int filled = 0;
+	for (int ms = 0; ms < 5000 && filled < N; ms += 10) {
+		sleep_ms(10);
+		filled = 0;
+		for (int i = 0; i < N; i++)
+			filled += kqt_check((const char *)(volatile char *)bufs[i],
+					    (off_t)i * 8192 + 1, 4096);
+	}
+	cr_assert_eq(filled, N, "%d of %d reads happened with nobody asking", filled, N);
+	for (int i = 0; i < N; i++) {
+		cr_assert_eq(kqt_wait(&cbs[i]), 4096);
+		cr_assert(kqt_check(bufs[i], (off_t)i * 8192 + 1, 4096));
+	}
+	close(fd);
+}
+
+/* aio_waitcomplete with a zero timeout only looks: it must see a job the
+ * kernel finished even if nobody has taken it from the ring yet. */
+Test(reaping, waitcomplete_poll_sees_a_finished_job)
+{
+	int fd = kqt_file(1 << 20);
+	char buf[4096];
+	struct aiocb cb;
+	kqt_cb(&cb, fd, buf, sizeof buf, 4096);
+	cr_assert_eq(aio_read(&cb), 0);
+	struct timespec zero = {0, 0};
+	struct aiocb *got = NULL;
+	ssize_t r = -1;
+	for (int i = 0; i < 5000 && !got; i++) {
+		r = aio_waitcomplete(&got, &zero);
+		if (!got) {
+			cr_assert_eq(errno, EAGAIN, "aio_waitcomplete: %s", strerror(errno));
+			sleep_ms(1);
+		}
+	}
+	cr_assert_eq(got, &cb);
+	cr_assert_eq(r, 4096);
+	cr_assert(kqt_check(buf, 4096, sizeof buf));
+	close(fd);
+}
