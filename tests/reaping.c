@@ -1,6 +1,6 @@
 /* Who collects completions: a thread asleep in aio_suspend is woken by jobs
- * that finish outside the ring, two sleepers share the work, reads left in
- * the SQ are issued with no call from their owner, and aio_waitcomplete's
+ * that finish outside the ring, two sleepers share the work, batched reads
+ * left in the SQ are issued with no call from their owner, and aio_waitcomplete's
  * poll sees a job nobody has taken from the ring. Each test hangs (and times
  * out) or fails if a completion is left in the ring or a submission in the SQ. */
 #include "kqt.h"
@@ -82,10 +82,11 @@ Test(reaping, two_sleepers_each_get_their_job)
 	close(fd);
 }
 
-/* Reads left in the SQ to ride with later ones must still be issued while
- * their owner sleeps (no aio_* call at all): the buffers fill. */
-Test(reaping, lazy_submissions_are_issued_while_their_owner_sleeps)
+/* Reads left in the SQ to ride with later ones (KQAIO_BATCH) must still be
+ * issued while their owner sleeps (no aio_* call at all): the buffers fill. */
+Test(reaping, batched_submissions_are_issued_while_their_owner_sleeps)
 {
+	setenv("KQAIO_BATCH", "1", 1); /* read at first use, which is below */
 	int fd = kqt_file(1 << 20);
 	enum { N = 16 };
 	static char bufs[N][4096];

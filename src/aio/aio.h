@@ -133,6 +133,7 @@ extern uint32_t kq_epoch;
 struct kq_config {
 	long max_jobs, listio_max, threads, idle_ms;
 	int stats;
+	int batch; /* KQAIO_BATCH: SIGEV_NONE submissions may ride with later ones */
 };
 extern struct kq_config kq_config;
 

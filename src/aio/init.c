@@ -85,6 +85,7 @@ static void init_once(void)
 	kq_config.threads = kq_env_long("KQAIO_THREADS", 64, 1, 4096);
 	kq_config.idle_ms = kq_env_long("KQAIO_IDLE_MS", 1000, 1, 3600 * 1000);
 	kq_config.stats = kq_env_flag("KQAIO_STATS");
+	kq_config.batch = kq_env_flag("KQAIO_BATCH");
 	state_reset();
 	/* I/O workers need little stack: reads and writes go straight to the kernel. */
 	kq_tpool_init(&kq_aio.workers, "kqaio-io", (int)kq_config.threads, (int)kq_config.idle_ms,

@@ -230,8 +230,9 @@ int kq_submit(struct aiocb *cb, int sub, struct kq_list *list, struct kq_fdinfo 
 		return -1;
 	}
 	kq_stats_submitted();
-	/* Only the owner's own calls tell it that a SIGEV_NONE job is done. */
-	kq_uring_submitted(cb->aio_sigevent.sigev_notify == SIGEV_NONE);
+	/* Only the owner's own calls tell it that a SIGEV_NONE job is done:
+	 * with KQAIO_BATCH, its submission may wait for theirs. */
+	kq_uring_submitted(kq_config.batch && cb->aio_sigevent.sigev_notify == SIGEV_NONE);
 	return 0;
 }
 
