@@ -136,3 +136,60 @@ Test(reaping, waitcomplete_poll_sees_a_finished_job)
 	cr_assert(kqt_check(buf, 4096, sizeof buf));
 	close(fd);
 }
+
+static struct aiocb nested_cb;
+static char nested_buf[4096];
+static int nested_fd;
+static volatile ssize_t nested_res = -2;
+
+static void wait_in_handler(int sig)
+{
+	(void)sig;
+	int saved = errno;
+	kqt_cb(&nested_cb, nested_fd, nested_buf, sizeof nested_buf, 8192);
+	if (aio_read(&nested_cb) == 0) {
+		const struct aiocb *l[1] = {&nested_cb};
+		while (aio_error(&nested_cb) == EINPROGRESS)
+			aio_suspend(l, 1, NULL);
+		nested_res = aio_return(&nested_cb);
+	}
+	errno = saved;
+}
+
+static void *interrupt_after(void *arg)
+{
+	sleep_ms(100);
+	pthread_kill(*(pthread_t *)arg, SIGUSR1);
+	return NULL;
+}
+
+/* The thread sleeps in aio_suspend (in the ring, on the uring backend) when a
+ * handler on it submits a read and waits for it: nobody else can take that
+ * completion while the thread is interrupted, so the handler must. */
+Test(reaping, a_signal_handler_can_wait_while_its_thread_reaps)
+{
+	nested_fd = kqt_file(1 << 20);
+	struct sigaction sa = {.sa_handler = wait_in_handler};
+	cr_assert_eq(sigaction(SIGUSR1, &sa, NULL), 0);
+	int p[2];
+	cr_assert_eq(pipe(p), 0);
+	char buf[16];
+	struct aiocb cb;
+	kqt_cb(&cb, p[0], buf, sizeof buf, 0);
+	cr_assert_eq(aio_read(&cb), 0);
+	pthread_t self = pthread_self(), t;
+	pthread_create(&t, NULL, interrupt_after, &self);
+	const struct aiocb *l[1] = {&cb};
+	while (nested_res == -2) {
+		int r = aio_suspend(l, 1, NULL);
+		cr_assert(r == -1 && errno == EINTR, "aio_suspend: %d (%s)", r, strerror(errno));
+	}
+	pthread_join(t, NULL);
+	cr_assert_eq(nested_res, 4096);
+	cr_assert(kqt_check(nested_buf, 8192, sizeof nested_buf));
+	cr_assert_eq(write(p[1], "x", 1), 1);
+	cr_assert_eq(kqt_wait(&cb), 1);
+	close(p[0]);
+	close(p[1]);
+	close(nested_fd);
+}

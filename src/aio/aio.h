@@ -213,13 +213,13 @@ int kq_uring_queue(struct kq_job *j); /* lock held: 0, or errno (use the pool) *
 void kq_uring_flush(void);	      /* submit what was queued (lock not held) */
 void kq_uring_submitted(int lazy);    /* after a submission: flush, unless lazy may wait */
 void kq_uring_plug(int on);	      /* hold submissions while a list fills */
-/* Waiting in the ring itself: begin is 1 when this thread may (it then reaps
- * for everyone until end); wait sleeps until a CQE, the deadline (ETIMEDOUT)
+/* Waiting in the ring itself: begin is nonzero when this thread may (it then
+ * reaps for everyone until end); wait sleeps until a CQE, the deadline (ETIMEDOUT)
  * or a signal (EINTR) and reaps. poke wakes such a waiter for a completion
  * that did not come through the ring. */
 int kq_uring_wait_begin(void);
 int kq_uring_wait(const struct timespec *deadline);
-void kq_uring_wait_end(void);
+void kq_uring_wait_end(int how); /* how: what begin returned */
 void kq_uring_poke(void);
 void kq_uring_collect(void);  /* reap what the CQ holds, if nobody else is */
 void kq_uring_sleeping(void); /* a thread is about to sleep on the completion futex */

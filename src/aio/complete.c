@@ -96,11 +96,12 @@ int kq_wait_until(int (*ready)(void *), void *arg, const struct timespec *deadli
 	int err;
 	kq_uring_flush();
 	kq_uring_collect();
-	if (!poll && kq_aio.backend == KQ_BE_URING && kq_uring_wait_begin()) {
+	int how = !poll && kq_aio.backend == KQ_BE_URING ? kq_uring_wait_begin() : 0;
+	if (how) {
 		/* Completions reach this thread straight from the kernel. */
 		while (!(err = ready(arg) ? -1 : kq_uring_wait(deadline)))
 			;
-		kq_uring_wait_end();
+		kq_uring_wait_end(how);
 		return err < 0 ? 0 : err == ETIMEDOUT ? EAGAIN : err;
 	}
 	/* Announce the waiter before looking, so a completion after the look

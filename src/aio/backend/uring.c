@@ -198,6 +198,14 @@ static void reap_cqe(struct ended *d, struct kq_job *j, int res)
 	end(d, j, res);
 }
 
+static struct io_uring_cqe *first_cqe(void)
+{
+	struct io_uring_cqe *cqe = NULL;
+	unsigned head;
+	io_uring_for_each_cqe(&U.ring, head, cqe) break;
+	return cqe;
+}
+
 /* U.reap held: ends or resubmits what the CQ holds. Returns the CQEs taken. */
 static unsigned drain(void)
 {
@@ -209,23 +217,24 @@ static unsigned drain(void)
 	 * for the CQEs already there (not ones that arrive meanwhile). */
 	pthread_mutex_lock(&U.lock);
 	pthread_mutex_unlock(&U.lock);
+	/* One CQE at a time, each taken off before it is handled: a signal
+	 * handler that reaps on this same thread (kq_uring_wait_begin) finds
+	 * the ring and every job in a consistent state. */
 	struct ended d = {0};
 	struct io_uring_cqe *cqe;
-	unsigned head, n = 0;
-	io_uring_for_each_cqe(&U.ring, head, cqe)
-	{
-		if (n == ready)
-			break;
+	unsigned n = 0;
+	while (n < ready && (cqe = first_cqe())) {
 		struct kq_job *j = io_uring_cqe_get_data(cqe);
+		int res = cqe->res;
+		io_uring_cqe_seen(&U.ring, cqe);
+		__atomic_sub_fetch(&U.inflight, 1, __ATOMIC_SEQ_CST);
 		if (j) {
 			if (!quiet(j))
 				__atomic_sub_fetch(&U.loud, 1, __ATOMIC_SEQ_CST);
-			reap_cqe(&d, j, cqe->res);
+			reap_cqe(&d, j, res);
 		}
 		n++;
 	}
-	io_uring_cq_advance(&U.ring, n);
-	__atomic_sub_fetch(&U.inflight, n, __ATOMIC_SEQ_CST);
 	end_all(&d);
 	kq_uring_flush();
 	return n;
@@ -378,12 +387,18 @@ void kq_uring_flush(void)
 
 int kq_uring_wait_begin(void)
 {
-	if (!__atomic_load_n(&U.ready, __ATOMIC_ACQUIRE) || !U.toggle || reaping || !take_reap())
+	if (!__atomic_load_n(&U.ready, __ATOMIC_ACQUIRE) || !U.toggle)
+		return 0;
+	/* Reaping already: a signal handler interrupted this thread while it
+	 * held U.reap, and nobody else can take completions until it returns,
+	 * so the handler reaps (drain leaves the ring consistent for it). */
+	int nested = reaping;
+	if (!nested && !take_reap())
 		return 0;
 	/* Before the caller looks at its jobs: a completion outside the ring
 	 * after that look sees the waiter and wakes it (kq_uring_poke). */
-	__atomic_exchange_n(&U.waiter, 1, __ATOMIC_SEQ_CST); /* a full barrier */
-	return 1;
+	int was = __atomic_exchange_n(&U.waiter, 1, __ATOMIC_SEQ_CST); /* a full barrier */
+	return nested ? 2 + was : 1;
 }
 
 int kq_uring_wait(const struct timespec *deadline)
@@ -412,9 +427,12 @@ int kq_uring_wait(const struct timespec *deadline)
 	return 0;
 }
 
-void kq_uring_wait_end(void)
+void kq_uring_wait_end(int how)
 {
-	release_reap();
+	if (how == 1)
+		release_reap();
+	else
+		__atomic_store_n(&U.waiter, how - 2, __ATOMIC_SEQ_CST);
 }
 
 void kq_uring_poke(void)
@@ -429,11 +447,16 @@ void kq_uring_poke(void)
 
 void kq_uring_collect(void)
 {
-	if (!__atomic_load_n(&U.ready, __ATOMIC_ACQUIRE) || !U.toggle || reaping ||
-	    !cq_nonempty() || !take_reap())
+	if (!__atomic_load_n(&U.ready, __ATOMIC_ACQUIRE) || !U.toggle || !cq_nonempty())
 		return;
-	drain();
-	release_reap();
+	if (reaping) { /* a signal handler on the reaping thread (see above) */
+		drain();
+		return;
+	}
+	if (take_reap()) {
+		drain();
+		release_reap();
+	}
 }
 
 void kq_uring_sleeping(void)
