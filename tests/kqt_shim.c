@@ -2,10 +2,13 @@
  * per test, a timeout per test, --filter GLOB, and "N passed, N failed". */
 #include "kqt_shim.h"
 
+#include <errno.h>
 #include <fnmatch.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -80,9 +83,26 @@ static int run(const struct test *t)
 			t->o.fini();
 		_exit(failures ? 1 : 0);
 	}
-	int st;
+	/* The child's alarm is only a first try: a test may block, catch or
+	 * reset SIGALRM, so the runner keeps its own deadline, a little later. */
+	int secs = (t->o.timeout > 0 ? (int)(t->o.timeout + 0.999) : 60) + 5;
+	int pfd = (int)syscall(SYS_pidfd_open, pid, 0), st, late = 0;
+	if (pfd >= 0) {
+		struct pollfd p = {.fd = pfd, .events = POLLIN};
+		while ((late = poll(&p, 1, secs * 1000)) < 0 && errno == EINTR)
+			;
+		late = late == 0;
+		close(pfd);
+	}
+	if (late)
+		kill(-pid, SIGKILL);
 	waitpid(pid, &st, 0);
 	kill(-pid, SIGKILL); /* anything the test left running */
+	if (late) {
+		fprintf(stderr, "[----] %s::%s: timed out (killed by the runner)\n", t->suite,
+			t->name);
+		return 1;
+	}
 	if (WIFEXITED(st) && WEXITSTATUS(st) == 77)
 		return 2;
 	if (t->o.signal)
