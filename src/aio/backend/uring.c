@@ -198,12 +198,22 @@ static void reap_cqe(struct ended *d, struct kq_job *j, int res)
 	end(d, j, res);
 }
 
-static struct io_uring_cqe *first_cqe(void)
+/* Takes the oldest CQE off the ring: its job and result. The head moves by
+ * compare-and-swap, so a signal handler on this thread that reaps meanwhile
+ * (kq_uring_wait_begin) never takes the same CQE, nor skips one. */
+static int claim_cqe(struct kq_job **j, int *res)
 {
-	struct io_uring_cqe *cqe = NULL;
-	unsigned head;
-	io_uring_for_each_cqe(&U.ring, head, cqe) break;
-	return cqe;
+	unsigned *khead = U.ring.cq.khead, mask = *U.ring.cq.kring_mask;
+	unsigned head = __atomic_load_n(khead, __ATOMIC_RELAXED);
+	do {
+		if (head == __atomic_load_n(U.ring.cq.ktail, __ATOMIC_ACQUIRE))
+			return 0;
+		struct io_uring_cqe *cqe = &U.ring.cq.cqes[io_uring_cqe_index(&U.ring, head, mask)];
+		*j = io_uring_cqe_get_data(cqe);
+		*res = cqe->res;
+	} while (!__atomic_compare_exchange_n(khead, &head, head + 1, 0, __ATOMIC_RELEASE,
+					      __ATOMIC_RELAXED));
+	return 1;
 }
 
 /* U.reap held: ends or resubmits what the CQ holds. Returns the CQEs taken. */
@@ -221,12 +231,10 @@ static unsigned drain(void)
 	 * handler that reaps on this same thread (kq_uring_wait_begin) finds
 	 * the ring and every job in a consistent state. */
 	struct ended d = {0};
-	struct io_uring_cqe *cqe;
+	struct kq_job *j;
+	int res;
 	unsigned n = 0;
-	while (n < ready && (cqe = first_cqe())) {
-		struct kq_job *j = io_uring_cqe_get_data(cqe);
-		int res = cqe->res;
-		io_uring_cqe_seen(&U.ring, cqe);
+	while (n < ready && claim_cqe(&j, &res)) {
 		__atomic_sub_fetch(&U.inflight, 1, __ATOMIC_SEQ_CST);
 		if (j) {
 			if (!quiet(j))
@@ -238,6 +246,22 @@ static unsigned drain(void)
 	end_all(&d);
 	kq_uring_flush();
 	return n;
+}
+
+/* Jobs are in the ring (loud ones, if loud) and the completion thread
+ * sleeps with no deadline: wake it once, so it naps 10 ms at a time from now on (nap()). The kernel
+ * may read the eventfd switch before its CQ tail store is visible, so a
+ * switch-then-look can miss a CQE that was never signalled; the nap ends
+ * that. At most one write per idle period. */
+static void kick_idle(int loud)
+{
+	if (!__atomic_load_n(loud ? &U.loud : &U.inflight, __ATOMIC_SEQ_CST) ||
+	    !__atomic_load_n(&U.idle, __ATOMIC_SEQ_CST) ||
+	    !__atomic_exchange_n(&U.idle, 0, __ATOMIC_SEQ_CST))
+		return;
+	uint64_t one = 1;
+	if (write(U.efd, &one, sizeof one) < 0)
+		kq_debug("eventfd write: %s", strerror(errno));
 }
 
 /* Takes U.reap if it is free, and switches the eventfd off while held. Not
@@ -266,6 +290,7 @@ static void release_reap(void)
 	drain();
 	reaping = 0;
 	pthread_mutex_unlock(&U.reap);
+	kick_idle(1); /* quiet ones: their owners collect, or sleep and kick */
 }
 
 /* Something is in the CQ (a look without U.reap). */
@@ -474,6 +499,8 @@ void kq_uring_sleeping(void)
 		uint64_t one = 1;
 		if (write(U.efd, &one, sizeof one) < 0)
 			kq_debug("eventfd write: %s", strerror(errno));
+	} else {
+		kick_idle(0);
 	}
 }
 
