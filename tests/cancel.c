@@ -15,7 +15,7 @@ static void one_worker(void)
 	aio_init(&in);
 }
 
-Test(cancel, queued_job_is_cancelled_running_one_is_not)
+Test(cancel, queued_job_is_cancelled_running_one_is_not, .init = kqt_stall_no_inline)
 {
 	one_worker();
 	struct kqt_stall s;
@@ -49,7 +49,7 @@ static void on_sig(int sig, siginfo_t *si, void *uc)
 		got_sig++;
 }
 
-Test(cancel, a_cancelled_job_still_notifies)
+Test(cancel, a_cancelled_job_still_notifies, .init = kqt_stall_no_inline)
 {
 	one_worker();
 	struct sigaction sa = {.sa_sigaction = on_sig, .sa_flags = SA_SIGINFO};
@@ -75,7 +75,7 @@ Test(cancel, a_cancelled_job_still_notifies)
 	cr_assert_eq(got_sig, 1, "exactly one notification");
 }
 
-Test(cancel, whole_fd_cancels_all_queued_and_reports_notcanceled)
+Test(cancel, whole_fd_cancels_all_queued_and_reports_notcanceled, .init = kqt_stall_no_inline)
 {
 	one_worker();
 	struct kqt_stall s;
@@ -186,7 +186,7 @@ Test(cancel, errors)
 	cr_assert_eq(aio_cancel(fd2, NULL), AIO_ALLDONE, "nothing on the fd");
 }
 
-Test(cancel, uring_job_in_flight_is_not_cancelled)
+Test(cancel, uring_job_in_flight_is_not_cancelled, .init = kqt_stall_no_inline)
 {
 	/* io_uring cannot promise to take a request back: kqaio does not try. */
 	if (strcmp(kqaio_backend(), "uring"))

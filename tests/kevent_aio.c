@@ -166,7 +166,7 @@ static void list_with_slow_last(int kq, int fd, int use_stall)
 }
 
 /* Guards invariant 1: a list completes at finished == requested, not == queued so far. */
-Test(kevent_aio, list_event_waits_for_its_last_entry)
+Test(kevent_aio, list_event_waits_for_its_last_entry, .init = kqt_stall_no_inline)
 {
 	int kq = xkqueue();
 	int fd = kqt_file(1 << 16);

@@ -63,7 +63,7 @@ static int fd_census(char *list, size_t size)
 }
 
 /* Guards knote life: closing a kq under jobs in flight is safe; jobs end, events are dropped. */
-Test(kevent_life, close_with_jobs_in_flight)
+Test(kevent_life, close_with_jobs_in_flight, .init = kqt_stall_no_inline)
 {
 	static int mark;
 	int kq = xkqueue();

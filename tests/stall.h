@@ -17,6 +17,14 @@ struct kqt_stall {
 	size_t len;
 };
 
+/* A read of tmpfs into a stalled buffer would stall its submitter, not a
+ * worker: reads of tmpfs are done inline (KQAIO_INLINE). A test's .init,
+ * so it runs before the library reads its environment. */
+static inline void kqt_stall_no_inline(void)
+{
+	setenv("KQAIO_INLINE", "0", 1);
+}
+
 /* Skips the test where userfaultfd is not allowed. */
 static inline void kqt_stall_init(struct kqt_stall *s, size_t len)
 {

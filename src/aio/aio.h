@@ -29,6 +29,7 @@ enum {
 	KQ_J_ORDERED = 2,  /* runs in submission order on its fd (streams, O_APPEND) */
 	KQ_J_BLOCKING = 8, /* stream fd that cannot be polled: run in a worker */
 	KQ_J_URING = 16,   /* in the ring: io_uring cannot promise to take it back */
+	KQ_J_INLINE = 32,  /* a read of a memory-backed file: the submitter does it */
 };
 
 #define KQ_IOV_INLINE 4
@@ -133,7 +134,8 @@ extern uint32_t kq_epoch;
 struct kq_config {
 	long max_jobs, listio_max, threads, idle_ms;
 	int stats;
-	int batch; /* KQAIO_BATCH: SIGEV_NONE submissions may ride with later ones */
+	int batch;	 /* KQAIO_BATCH: SIGEV_NONE submissions may ride with later ones */
+	long inline_max; /* KQAIO_INLINE: the largest read of tmpfs done by its submitter */
 };
 extern struct kq_config kq_config;
 
@@ -149,7 +151,7 @@ void kq_job_reap(struct kq_job *j);	    /* lock held: unbind and free a DONE job
 /* What submission learned of an fd (fd -1: nothing yet). */
 enum { KQ_FD_SEEKABLE = 1, KQ_FD_STREAM = 2 };
 struct kq_fdinfo {
-	int fd, fl, kind;
+	int fd, fl, kind, mem; /* mem: a regular file on tmpfs or ramfs */
 };
 int kq_submit(struct aiocb *cb, int sub, struct kq_list *list, struct kq_fdinfo *fi, int *errp);
 int kq_lio_sub(int opcode);
@@ -164,6 +166,12 @@ void kq_complete_locked(struct kq_job *j, ssize_t res, int err, struct kq_batch 
 void kq_batch_flush(struct kq_batch *b);		    /* lock not held */
 void kq_job_finish(struct kq_job *j, ssize_t res, int err); /* for backends */
 void kq_dispatch(struct kq_job *j); /* lock held: hand a ready job to where it runs */
+
+/* inline.c */
+int kq_inline_memfs(int fd, dev_t dev); /* the fd's file system is memory */
+int kq_inline_take(struct kq_job *j);	/* lock held: 1 if the submitter will do j */
+void kq_inline_run(void);		/* lock not held: do them, unless held */
+void kq_inline_hold(int on);		/* a list is being queued: wait for its end */
 
 /* fd.c */
 int kq_fd_enqueue(struct kq_job *j);   /* lock held: order, barrier, dispatch; 0 or errno */

@@ -86,6 +86,7 @@ static void init_once(void)
 	kq_config.idle_ms = kq_env_long("KQAIO_IDLE_MS", 1000, 1, 3600 * 1000);
 	kq_config.stats = kq_env_flag("KQAIO_STATS");
 	kq_config.batch = kq_env_flag("KQAIO_BATCH");
+	kq_config.inline_max = kq_env_long("KQAIO_INLINE", 65536, 0, 1L << 30);
 	state_reset();
 	/* I/O workers need little stack: reads and writes go straight to the kernel. */
 	kq_tpool_init(&kq_aio.workers, "kqaio-io", (int)kq_config.threads, (int)kq_config.idle_ms,

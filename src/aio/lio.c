@@ -113,6 +113,7 @@ KQ_API int lio_listio(int mode, struct aiocb *const list[], int nent, struct sig
 	int eagain = 0, other = 0;
 	struct kq_fdinfo fi = {.fd = -1, .fl = -1};
 	kq_uring_plug(1); /* the whole list goes to the kernel in one submission */
+	kq_inline_hold(1);
 	for (int i = 0; i < nent; i++) {
 		struct aiocb *cb = list[i];
 		if (!cb)
@@ -131,6 +132,7 @@ KQ_API int lio_listio(int mode, struct aiocb *const list[], int nent, struct sig
 			other = 1;
 	}
 	kq_uring_plug(0);
+	kq_inline_hold(0); /* after the ring's part is on its way */
 	struct kq_batch b;
 	kq_batch_init(&b);
 	pthread_mutex_lock(&kq_aio.lock);

@@ -34,7 +34,7 @@ static int describe(int fd, struct kq_fdinfo *fi, int need_kind)
 	if (fi->fd != fd) {
 		fi->fd = fd;
 		fi->fl = fcntl(fd, F_GETFL);
-		fi->kind = 0;
+		fi->kind = fi->mem = 0;
 	}
 	if (fi->fl < 0 || (fi->fl & O_PATH))
 		return EBADF;
@@ -44,6 +44,8 @@ static int describe(int fd, struct kq_fdinfo *fi, int need_kind)
 			return EBADF;
 		/* Character devices that seek (/dev/zero, /dev/null) take offsets like
 		 * files; ttys, pipes and sockets are streams. */
+		fi->mem =
+		    S_ISREG(st.st_mode) && kq_config.inline_max && kq_inline_memfs(fd, st.st_dev);
 		fi->kind = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) ||
 				   (S_ISCHR(st.st_mode) && lseek(fd, 0, SEEK_CUR) >= 0)
 			       ? KQ_FD_SEEKABLE
@@ -101,6 +103,8 @@ static int validate(struct aiocb *cb, int sub, struct req *r, struct kq_fdinfo *
 			return EINVAL;
 		r->nbytes = cb->aio_nbytes;
 	}
+	if (rd && fi->mem && r->nbytes <= (size_t)kq_config.inline_max)
+		r->flags |= KQ_J_INLINE;
 	return 0;
 }
 
@@ -230,6 +234,7 @@ int kq_submit(struct aiocb *cb, int sub, struct kq_list *list, struct kq_fdinfo 
 		return -1;
 	}
 	kq_stats_submitted();
+	kq_inline_run();
 	/* Only the owner's own calls tell it that a SIGEV_NONE job is done:
 	 * with KQAIO_BATCH, its submission may wait for theirs. */
 	kq_uring_submitted(kq_config.batch && cb->aio_sigevent.sigev_notify == SIGEV_NONE);

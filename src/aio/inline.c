@@ -1,0 +1,66 @@
+/* Reads of memory-backed files (tmpfs, ramfs), done by the thread that
+ * submits them once it has let go of the engine lock. */
+#include "aio/aio.h"
+
+#include <linux/magic.h>
+#include <sys/vfs.h>
+
+/* A copy out of memory never waits for a device, and costs less than a
+ * trip through io_uring, which hands tmpfs reads to a kernel worker (tmpfs
+ * refuses RWF_NOWAIT) and an interrupt back. Jobs wait here from dispatch,
+ * under the lock, to the end of the call that submitted them. */
+enum { PENDING_MAX = 64 };
+static __thread struct kq_job *pending[PENDING_MAX];
+static __thread int npending, held;
+
+/* The last device asked about, per thread: most programs read one. */
+static __thread dev_t last_dev;
+static __thread int last_mem = -1;
+
+int kq_inline_memfs(int fd, dev_t dev)
+{
+	if (last_mem < 0 || dev != last_dev) {
+		struct statfs sf;
+		if (fstatfs(fd, &sf) < 0)
+			return 0;
+		last_dev = dev;
+		last_mem = sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC;
+	}
+	return last_mem;
+}
+
+int kq_inline_take(struct kq_job *j)
+{
+	if (npending == PENDING_MAX)
+		return 0;
+	j->where = KQ_W_RUNNING; /* nothing in between can take it back */
+	pending[npending++] = j;
+	return 1;
+}
+
+void kq_inline_hold(int on)
+{
+	held = on;
+	kq_inline_run();
+}
+
+void kq_inline_run(void)
+{
+	if (held || !npending)
+		return;
+	int n = npending;
+	struct {
+		ssize_t res;
+		int err;
+	} r[PENDING_MAX];
+	for (int i = 0; i < n; i++)
+		kq_job_io(pending[i], 0, &r[i].res, &r[i].err);
+	npending = 0;
+	struct kq_batch b;
+	kq_batch_init(&b);
+	pthread_mutex_lock(&kq_aio.lock);
+	for (int i = 0; i < n; i++)
+		kq_complete_locked(pending[i], r[i].res, r[i].err, &b);
+	pthread_mutex_unlock(&kq_aio.lock);
+	kq_batch_flush(&b);
+}

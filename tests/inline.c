@@ -1,0 +1,136 @@
+/* Reads of tmpfs done by their submitter (KQAIO_INLINE): a read up to the
+ * limit is over when aio_read returns, one above it is not, a list of them
+ * still reports once, and KQAIO_INLINE=0 hands them all to the backend. A
+ * buffer that stalls on first touch (userfaultfd) shows which thread copies. */
+#include "kqt.h"
+#include "stall.h"
+
+TestSuite(inline, .timeout = 30);
+
+struct submitter {
+	struct aiocb *cb;
+	int ret, returned;
+};
+
+static void *submit_read(void *arg)
+{
+	struct submitter *s = arg;
+	s->ret = aio_read(s->cb);
+	__atomic_store_n(&s->returned, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* Submits a read of len bytes into a stalled buffer from another thread, and
+ * reports whether that thread was held inside aio_read while the buffer was. */
+static int held_in_aio_read(size_t len)
+{
+	struct kqt_stall st;
+	kqt_stall_init(&st, len);
+	int fd = kqt_file(len);
+	struct aiocb cb;
+	kqt_cb(&cb, fd, st.buf, len, 0);
+	struct submitter s = {.cb = &cb};
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, submit_read, &s), 0);
+	kqt_stall_wait_blocked(&st); /* someone, somewhere, is copying into it */
+	usleep(100000);
+	int held = !__atomic_load_n(&s.returned, __ATOMIC_ACQUIRE);
+	kqt_stall_release(&st);
+	pthread_join(t, NULL);
+	cr_assert_eq(s.ret, 0);
+	cr_assert_eq(kqt_wait(&cb), (ssize_t)len);
+	close(fd);
+	return held;
+}
+
+Test(inline, a_small_read_of_tmpfs_is_done_by_its_submitter)
+{
+	cr_assert(held_in_aio_read(4096), "aio_read returned before the copy");
+}
+
+Test(inline, a_read_above_the_limit_is_not)
+{
+	cr_assert(!held_in_aio_read(128 * 1024), "a 128 KiB read held its submitter");
+}
+
+static void no_inline(void)
+{
+	setenv("KQAIO_INLINE", "0", 1);
+}
+
+Test(inline, kqaio_inline_0_turns_it_off, .init = no_inline)
+{
+	cr_assert(!held_in_aio_read(4096), "KQAIO_INLINE=0 still copied in aio_read");
+}
+
+/* Done before aio_read returns: the result is there at once, with no wait. */
+Test(inline, the_result_is_there_when_aio_read_returns)
+{
+	int fd = kqt_file(1 << 16);
+	char buf[4096];
+	struct aiocb cb;
+	kqt_cb(&cb, fd, buf, sizeof buf, 8192);
+	cr_assert_eq(aio_read(&cb), 0);
+	cr_assert_eq(aio_error(&cb), 0);
+	cr_assert_eq(aio_return(&cb), (ssize_t)sizeof buf);
+	cr_assert(kqt_check(buf, 8192, sizeof buf));
+	/* Past the end: the bytes that are there, then nothing. */
+	kqt_cb(&cb, fd, buf, sizeof buf, (1 << 16) - 100);
+	cr_assert_eq(aio_read(&cb), 0);
+	cr_assert_eq(aio_error(&cb), 0);
+	cr_assert_eq(aio_return(&cb), 100);
+	kqt_cb(&cb, fd, buf, sizeof buf, 1 << 20);
+	cr_assert_eq(aio_read(&cb), 0);
+	cr_assert_eq(aio_return(&cb), 0);
+	close(fd);
+}
+
+static int sig_count;
+
+static void on_sig(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig, (void)si, (void)uc;
+	__atomic_add_fetch(&sig_count, 1, __ATOMIC_RELAXED);
+}
+
+/* A list of inline reads and one that cannot finish yet (a pipe): every
+ * entry's signal and the list's, each once, and the list only after the pipe. */
+Test(inline, a_list_of_inline_reads_notifies_each_once)
+{
+	int sig = SIGRTMIN + 2;
+	struct sigaction sa = {.sa_sigaction = on_sig, .sa_flags = SA_SIGINFO};
+	cr_assert_eq(sigaction(sig, &sa, NULL), 0);
+	enum { N = 16 };
+	int fd = kqt_file(1 << 16), p[2];
+	cr_assert_eq(pipe(p), 0);
+	static char bufs[N][512], pbuf[8];
+	struct aiocb cbs[N + 1];
+	struct aiocb *list[N + 1];
+	for (int i = 0; i < N; i++) {
+		kqt_cb(&cbs[i], fd, bufs[i], sizeof bufs[i], i * 1000);
+		cbs[i].aio_lio_opcode = LIO_READ;
+		cbs[i].aio_sigevent.sigev_notify = SIGEV_SIGNAL;
+		cbs[i].aio_sigevent.sigev_signo = sig;
+		list[i] = &cbs[i];
+	}
+	kqt_cb(&cbs[N], p[0], pbuf, sizeof pbuf, 0);
+	cbs[N].aio_lio_opcode = LIO_READ;
+	list[N] = &cbs[N];
+	struct sigevent lsev = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = sig};
+	cr_assert_eq(lio_listio(LIO_NOWAIT, list, N + 1, &lsev), 0);
+	for (int i = 0; i < N; i++) {
+		cr_assert_eq(kqt_wait(&cbs[i]), (ssize_t)sizeof bufs[i], "entry %d", i);
+		cr_assert(kqt_check(bufs[i], i * 1000, sizeof bufs[i]), "entry %d", i);
+	}
+	cr_assert(kqt_eventually(__atomic_load_n(&sig_count, __ATOMIC_RELAXED) == N, 5000));
+	usleep(50000);
+	cr_assert_eq(sig_count, N, "the list told before its pipe entry was done");
+	cr_assert_eq(write(p[1], "x", 1), 1);
+	cr_assert_eq(kqt_wait(&cbs[N]), 1);
+	cr_assert(kqt_eventually(__atomic_load_n(&sig_count, __ATOMIC_RELAXED) == N + 1, 5000));
+	usleep(50000);
+	cr_assert_eq(sig_count, N + 1);
+	close(p[0]);
+	close(p[1]);
+	close(fd);
+}
