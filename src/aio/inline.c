@@ -48,19 +48,24 @@ void kq_inline_run(void)
 {
 	if (held || !npending)
 		return;
+	/* Taken off before the copies, which can be interrupted: a submission
+	 * from a signal handler meanwhile starts a list of its own. */
 	int n = npending;
 	struct {
+		struct kq_job *j;
 		ssize_t res;
 		int err;
 	} r[PENDING_MAX];
 	for (int i = 0; i < n; i++)
-		kq_job_io(pending[i], 0, &r[i].res, &r[i].err);
+		r[i].j = pending[i];
 	npending = 0;
+	for (int i = 0; i < n; i++)
+		kq_job_io(r[i].j, 0, &r[i].res, &r[i].err);
 	struct kq_batch b;
 	kq_batch_init(&b);
 	pthread_mutex_lock(&kq_aio.lock);
 	for (int i = 0; i < n; i++)
-		kq_complete_locked(pending[i], r[i].res, r[i].err, &b);
+		kq_complete_locked(r[i].j, r[i].res, r[i].err, &b);
 	pthread_mutex_unlock(&kq_aio.lock);
 	kq_batch_flush(&b);
 }
