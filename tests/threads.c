@@ -346,6 +346,7 @@ Test(threads, cancel_racing_completion_ends_each_job_once)
 Test(threads, aio_init_with_one_thread_completes_100_jobs)
 {
 	setenv("KQAIO_BACKEND", "pool", 1); /* about the pool's threads */
+	setenv("KQAIO_INLINE", "0", 1);	    /* reads of tmpfs too */
 	struct aioinit init = {.aio_threads = 1, .aio_num = 100, .aio_idle_time = 60};
 	aio_init(&init);
 	int fd = kqt_file(1 << 20);
