@@ -401,3 +401,55 @@ Test(threads, threads_start_under_a_large_static_tls)
 	int st = system(cmd);
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "big-tls exited with %d", st);
 }
+
+struct exiter {
+	int fd, first, n;
+	struct aiocb *cbs;
+	char (*bufs)[4096];
+};
+
+static void *submit_and_exit(void *arg)
+{
+	struct exiter *e = arg;
+	for (int i = e->first; i < e->first + e->n; i++) {
+		off_t off = (off_t)i * 4096;
+		kqt_fill(e->bufs[i], off, 4096);
+		kqt_cb(&e->cbs[i], e->fd, e->bufs[i], 4096, off);
+		if (aio_write(&e->cbs[i]))
+			return (void *)(intptr_t)errno;
+	}
+	return NULL; /* at once: its requests may not have started */
+}
+
+/* A request outlives the thread that made it. io_uring cancels work queued
+ * for a thread's kernel workers when that thread exits before they start;
+ * kqaio must run it anyway, never report ECANCELED. */
+Test(threads, jobs_outlive_the_thread_that_submitted_them)
+{
+	enum { T = 4, PER = 16, N = T * PER, ROUNDS = 100 };
+	static struct aiocb cbs[N];
+	static char bufs[N][4096], back[N * 4096];
+	for (int r = 0; r < ROUNDS; r++) {
+		int fd = kqt_file(0);
+		struct exiter e[T];
+		pthread_t t[T];
+		for (int k = 0; k < T; k++) {
+			e[k] = (struct exiter){fd, k * PER, PER, cbs, bufs};
+			cr_assert_eq(pthread_create(&t[k], NULL, submit_and_exit, &e[k]), 0);
+		}
+		for (int k = 0; k < T; k++) {
+			void *err;
+			pthread_join(t[k], &err);
+			cr_assert_null(err, "aio_write: %s", strerror((int)(intptr_t)err));
+		}
+		for (int i = 0; i < N; i++) {
+			int err = aio_error(&cbs[i]);
+			ssize_t n = th_wait(&cbs[i]);
+			cr_assert_eq(n, 4096, "round %d write %d: %zd (%s)", r, i, n,
+				     strerror(err));
+		}
+		cr_assert_eq(pread(fd, back, sizeof back, 0), (ssize_t)sizeof back);
+		cr_assert(kqt_check(back, 0, sizeof back), "round %d", r);
+		close(fd);
+	}
+}

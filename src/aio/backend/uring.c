@@ -183,7 +183,10 @@ static void end(struct ended *d, struct kq_job *j, int res)
 /* A CQE for j: the job is over, or the rest goes back in (invariant 2). */
 static void reap_cqe(struct ended *d, struct kq_job *j, int res)
 {
-	int again = res == -EINTR || res == -EAGAIN;
+	/* kqaio never cancels what is in the ring: ECANCELED is the kernel
+	 * dropping work queued for the workers of a thread that has exited
+	 * (whichever thread submitted it), before it started. */
+	int again = res == -EINTR || res == -EAGAIN || res == -ECANCELED;
 	if (res > 0 && j->op <= KQ_OP_WRITE) {
 		j->done += (size_t)res;
 		kq_job_advance(j, (size_t)res);
