@@ -183,10 +183,19 @@ static void end(struct ended *d, struct kq_job *j, int res)
 /* A CQE for j: the job is over, or the rest goes back in (invariant 2). */
 static void reap_cqe(struct ended *d, struct kq_job *j, int res)
 {
-	/* kqaio never cancels what is in the ring: ECANCELED is the kernel
-	 * dropping work queued for the workers of a thread that has exited
-	 * (whichever thread submitted it), before it started. */
-	int again = res == -EINTR || res == -EAGAIN || res == -ECANCELED;
+	if (res == -ECANCELED || res == -EFAULT) {
+		/* What the kernel says when the thread that submitted the request
+		 * (whichever thread flushed the SQ) has exited: it drops work not
+		 * yet started for that thread's workers, and cannot finish a read
+		 * that waited for the page cache without that thread. kqaio cancels
+		 * nothing in the ring, so a worker does the rest with plain calls;
+		 * a real EFAULT (or a file system's ECANCELED) comes back once. */
+		pthread_mutex_lock(&kq_aio.lock);
+		kq_pool_submit(j);
+		pthread_mutex_unlock(&kq_aio.lock);
+		return;
+	}
+	int again = res == -EINTR || res == -EAGAIN;
 	if (res > 0 && j->op <= KQ_OP_WRITE) {
 		j->done += (size_t)res;
 		kq_job_advance(j, (size_t)res);
