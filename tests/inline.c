@@ -5,6 +5,10 @@
 #include "kqt.h"
 #include "stall.h"
 
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/sysmacros.h>
+
 TestSuite(inline, .timeout = 30);
 
 struct submitter {
@@ -139,4 +143,102 @@ Test(inline, a_list_of_inline_reads_notifies_each_once)
 	close(p[0]);
 	close(p[1]);
 	close(fd);
+}
+
+static void *read_with_cancel_pending(void *arg)
+{
+	struct aiocb *cb = arg;
+	pthread_cancel(pthread_self()); /* acts at the first cancellation point */
+	aio_read(cb);
+	pthread_testcancel();
+	return NULL;
+}
+
+/* preadv is a cancellation point: a cancel that acts while aio_read does an
+ * inline read must not leave the job unfinished. */
+Test(inline, a_thread_cancelled_in_aio_read_leaves_no_job_behind)
+{
+	int fd = kqt_file(1 << 16);
+	static char buf[4096];
+	struct aiocb cb;
+	kqt_cb(&cb, fd, buf, sizeof buf, 4096);
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, read_with_cancel_pending, &cb), 0);
+	void *r;
+	pthread_join(t, &r);
+	cr_assert_eq(r, PTHREAD_CANCELED);
+	cr_assert(kqt_eventually(aio_error(&cb) != EINPROGRESS, 5000), "the job never ended");
+	cr_assert_eq(aio_return(&cb), (ssize_t)sizeof buf);
+	cr_assert(kqt_check(buf, 4096, sizeof buf));
+	close(fd);
+}
+
+/* Two reads on one thread (the memory is per thread): a tmpfs file, then,
+ * once the main thread has remounted, a file into a stalled buffer. */
+struct remount {
+	int fd, step; /* 1: first read done; 2: second fd ready; 3: second submitted */
+	char *buf;
+	struct aiocb first, second;
+};
+
+static void *two_reads(void *arg)
+{
+	struct remount *m = arg;
+	static char small[64];
+	kqt_cb(&m->first, m->fd, small, sizeof small, 0);
+	if (aio_read(&m->first) == 0 && aio_error(&m->first) == 0)
+		aio_return(&m->first);
+	__atomic_store_n(&m->step, 1, __ATOMIC_RELEASE);
+	while (__atomic_load_n(&m->step, __ATOMIC_ACQUIRE) != 2)
+		usleep(1000);
+	kqt_cb(&m->second, m->fd, m->buf, 4096, 0);
+	aio_read(&m->second);
+	__atomic_store_n(&m->step, 3, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* Which file system is memory is remembered per mount, by a mount id that is
+ * never reused: a device number is, once a tmpfs is unmounted. A read of a
+ * file on whatever is mounted next (proc here, often on the same device
+ * number) must go to the backend. Needs root for a mount namespace. */
+Test(inline, a_new_mount_on_a_reused_device_number_is_asked_again)
+{
+	if (unshare(CLONE_NEWNS) || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
+		cr_skip_test("no mount namespace: %s", strerror(errno));
+	char dir[] = "/tmp/kqaio-mnt-XXXXXX", path[64];
+	cr_assert(mkdtemp(dir));
+	cr_assert_eq(mount("kqaio", dir, "tmpfs", 0, "size=1m"), 0, "%s", strerror(errno));
+	snprintf(path, sizeof path, "%s/f", dir);
+	struct remount m = {.fd = open(path, O_RDWR | O_CREAT, 0600)};
+	cr_assert(m.fd >= 0);
+	cr_assert_eq(pwrite(m.fd, "data", 4, 0), 4);
+	struct kqt_stall s;
+	kqt_stall_init(&s, 4096);
+	m.buf = s.buf;
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, two_reads, &m), 0);
+	cr_assert(kqt_eventually(__atomic_load_n(&m.step, __ATOMIC_ACQUIRE) == 1, 5000));
+	close(m.fd);
+	struct stat st;
+	cr_assert_eq(stat(dir, &st), 0);
+	dev_t tmpfs_dev = st.st_dev;
+	cr_assert_eq(umount(dir), 0, "%s", strerror(errno));
+	cr_assert_eq(mount("proc", dir, "proc", 0, NULL), 0, "%s", strerror(errno));
+	cr_assert_eq(stat(dir, &st), 0);
+	cr_log_info("tmpfs was on %u:%u, proc is on %u:%u", major(tmpfs_dev), minor(tmpfs_dev),
+		    major(st.st_dev), minor(st.st_dev));
+	snprintf(path, sizeof path, "%s/self/stat", dir);
+	m.fd = open(path, O_RDONLY);
+	cr_assert(m.fd >= 0);
+	__atomic_store_n(&m.step, 2, __ATOMIC_RELEASE);
+	kqt_stall_wait_blocked(&s);
+	usleep(100000);
+	int held = __atomic_load_n(&m.step, __ATOMIC_ACQUIRE) != 3;
+	kqt_stall_release(&s);
+	pthread_join(t, NULL);
+	cr_assert_not(held, "a read of proc was done inline");
+	cr_assert_gt(kqt_wait(&m.second), 0);
+	close(m.fd);
+	umount(dir);
+	rmdir(dir);
 }

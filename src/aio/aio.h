@@ -168,10 +168,13 @@ void kq_job_finish(struct kq_job *j, ssize_t res, int err); /* for backends */
 void kq_dispatch(struct kq_job *j); /* lock held: hand a ready job to where it runs */
 
 /* inline.c */
-int kq_inline_memfs(int fd, dev_t dev); /* the fd's file system is memory */
-int kq_inline_take(struct kq_job *j);	/* lock held: 1 if the submitter will do j */
-void kq_inline_run(void);		/* lock not held: do them, unless held */
-void kq_inline_hold(int on);		/* a list is being queued: wait for its end */
+#define KQ_STATX_MNT_ID_UNIQUE 0x4000U /* Linux 6.8; not in older headers */
+struct statx;
+int kq_inline_memfs(int fd, const struct statx *sx); /* the fd's file system is memory */
+int kq_inline_take(struct kq_job *j);		     /* lock held: 1 if the submitter will do j */
+void kq_inline_run(void);			     /* lock not held: do them, unless held */
+void kq_inline_hold(int on);			     /* a list is being queued: wait for its end */
+void kq_inline_fork_child(void);
 
 /* fd.c */
 int kq_fd_enqueue(struct kq_job *j);   /* lock held: order, barrier, dispatch; 0 or errno */

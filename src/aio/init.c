@@ -46,6 +46,7 @@ static void fork_parent(void)
 static void fork_child(void)
 {
 	kq_uring_fork_child();
+	kq_inline_fork_child();
 	kq_tpool_fork_child(&kq_aio.workers);
 	pthread_mutex_unlock(&kq_aio.lock);
 	kq_notify_fork_child();

@@ -3,6 +3,7 @@
 #include "aio/aio.h"
 
 #include <linux/magic.h>
+#include <sys/stat.h>
 #include <sys/vfs.h>
 
 /* A copy out of memory never waits for a device, and costs less than a
@@ -13,20 +14,25 @@ enum { PENDING_MAX = 64 };
 static __thread struct kq_job *pending[PENDING_MAX];
 static __thread int npending, held;
 
-/* The last device asked about, per thread: most programs read one. */
-static __thread dev_t last_dev;
+/* The last mount asked about, per thread: most programs read from one. Only
+ * a unique mount id (never reused) may key this; without one, ask each time. */
+static __thread uint64_t last_mnt;
 static __thread int last_mem = -1;
 
-int kq_inline_memfs(int fd, dev_t dev)
+int kq_inline_memfs(int fd, const struct statx *sx)
 {
-	if (last_mem < 0 || dev != last_dev) {
-		struct statfs sf;
-		if (fstatfs(fd, &sf) < 0)
-			return 0;
-		last_dev = dev;
-		last_mem = sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC;
+	int unique = !!(sx->stx_mask & KQ_STATX_MNT_ID_UNIQUE);
+	if (unique && last_mem >= 0 && sx->stx_mnt_id == last_mnt)
+		return last_mem;
+	struct statfs sf;
+	if (fstatfs(fd, &sf) < 0)
+		return 0;
+	int mem = sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC;
+	if (unique) {
+		last_mnt = sx->stx_mnt_id;
+		last_mem = mem;
 	}
-	return last_mem;
+	return mem;
 }
 
 int kq_inline_take(struct kq_job *j)
@@ -36,6 +42,11 @@ int kq_inline_take(struct kq_job *j)
 	j->where = KQ_W_RUNNING; /* nothing in between can take it back */
 	pending[npending++] = j;
 	return 1;
+}
+
+void kq_inline_fork_child(void)
+{
+	npending = held = 0; /* a fork from a handler that interrupted a list */
 }
 
 void kq_inline_hold(int on)
@@ -48,8 +59,9 @@ void kq_inline_run(void)
 {
 	if (held || !npending)
 		return;
-	/* Taken off before the copies, which can be interrupted: a submission
-	 * from a signal handler meanwhile starts a list of its own. */
+	/* preadv is a cancellation point: a job taken off must still end. */
+	int cs;
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
 	int n = npending;
 	struct {
 		struct kq_job *j;
@@ -68,4 +80,5 @@ void kq_inline_run(void)
 		kq_complete_locked(r[i].j, r[i].res, r[i].err, &b);
 	pthread_mutex_unlock(&kq_aio.lock);
 	kq_batch_flush(&b);
+	pthread_setcancelstate(cs, NULL);
 }

@@ -39,17 +39,20 @@ static int describe(int fd, struct kq_fdinfo *fi, int need_kind)
 	if (fi->fl < 0 || (fi->fl & O_PATH))
 		return EBADF;
 	if (need_kind && !fi->kind) {
-		struct stat st;
-		if (fstat(fd, &st) < 0)
+		/* The mount too: it tells a tmpfs file (see inline.c) without
+		 * another call, where the kernel has unique mount ids. */
+		struct statx sx;
+		unsigned mask = STATX_TYPE | (kq_config.inline_max ? KQ_STATX_MNT_ID_UNIQUE : 0);
+		if (statx(fd, "", AT_EMPTY_PATH, mask, &sx) < 0)
 			return EBADF;
+		mode_t mode = sx.stx_mode;
+		fi->mem = S_ISREG(mode) && kq_config.inline_max && kq_inline_memfs(fd, &sx);
 		/* Character devices that seek (/dev/zero, /dev/null) take offsets like
 		 * files; ttys, pipes and sockets are streams. */
-		fi->mem =
-		    S_ISREG(st.st_mode) && kq_config.inline_max && kq_inline_memfs(fd, st.st_dev);
-		fi->kind = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) ||
-				   (S_ISCHR(st.st_mode) && lseek(fd, 0, SEEK_CUR) >= 0)
-			       ? KQ_FD_SEEKABLE
-			       : KQ_FD_STREAM;
+		fi->kind =
+		    S_ISREG(mode) || S_ISBLK(mode) || (S_ISCHR(mode) && lseek(fd, 0, SEEK_CUR) >= 0)
+			? KQ_FD_SEEKABLE
+			: KQ_FD_STREAM;
 	}
 	return 0;
 }

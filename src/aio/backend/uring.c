@@ -260,6 +260,18 @@ static unsigned drain(void)
 	return n;
 }
 
+/* Not a cancellation point: a pthread_cancel here would leave the completion
+ * thread asleep with its wake-up owed (U.idle already cleared). */
+static void wake_completer(void)
+{
+	int old;
+	uint64_t one = 1;
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+	if (write(U.efd, &one, sizeof one) < 0)
+		kq_debug("eventfd write: %s", strerror(errno));
+	pthread_setcancelstate(old, NULL);
+}
+
 /* Jobs are in the ring (loud ones, if loud) and the completion thread
  * sleeps with no deadline: wake it once, so it naps 10 ms at a time from now on (nap()). The kernel
  * may read the eventfd switch before its CQ tail store is visible, so a
@@ -271,9 +283,7 @@ static void kick_idle(int loud)
 	    !__atomic_load_n(&U.idle, __ATOMIC_SEQ_CST) ||
 	    !__atomic_exchange_n(&U.idle, 0, __ATOMIC_SEQ_CST))
 		return;
-	uint64_t one = 1;
-	if (write(U.efd, &one, sizeof one) < 0)
-		kq_debug("eventfd write: %s", strerror(errno));
+	wake_completer();
 }
 
 /* Takes U.reap if it is free, and switches the eventfd off while held. Not
@@ -508,9 +518,7 @@ void kq_uring_sleeping(void)
 	 * them now, since it was not told (a holder will on letting go). */
 	__atomic_exchange_n(&barrier_word, 0, __ATOMIC_SEQ_CST); /* the switch, then the look */
 	if (!held && cq_nonempty()) {
-		uint64_t one = 1;
-		if (write(U.efd, &one, sizeof one) < 0)
-			kq_debug("eventfd write: %s", strerror(errno));
+		wake_completer();
 	} else {
 		kick_idle(0);
 	}
@@ -525,10 +533,7 @@ void kq_uring_submitted(int lazy)
 		kq_uring_flush();
 	} else if (__atomic_load_n(&U.idle, __ATOMIC_SEQ_CST) &&
 		   __atomic_exchange_n(&U.idle, 0, __ATOMIC_SEQ_CST)) {
-		/* The completion thread sleeps with no deadline: give it one. */
-		uint64_t one = 1;
-		if (write(U.efd, &one, sizeof one) < 0)
-			kq_debug("eventfd write: %s", strerror(errno));
+		wake_completer(); /* it sleeps with no deadline: give it one */
 	}
 }
 
