@@ -97,7 +97,7 @@ Test(inline, a_list_of_inline_reads_notifies_each_once)
 {
 	int sig = SIGRTMIN + 2;
 	kqt_block_sig(sig);
-	enum { N = 16, LIST = 1000 };
+	enum { N = 40, LIST = 1000 }; /* more than one batch of completions */
 	int fd = kqt_file(1 << 16), p[2];
 	cr_assert_eq(pipe(p), 0);
 	static char bufs[N][512], pbuf[8];

@@ -73,12 +73,14 @@ void kq_inline_run(void)
 	npending = 0;
 	for (int i = 0; i < n; i++)
 		kq_job_io(r[i].j, 0, &r[i].res, &r[i].err);
-	struct kq_batch b;
-	kq_batch_init(&b);
-	pthread_mutex_lock(&kq_aio.lock);
-	for (int i = 0; i < n; i++)
-		kq_complete_locked(r[i].j, r[i].res, r[i].err, &b);
-	pthread_mutex_unlock(&kq_aio.lock);
-	kq_batch_flush(&b);
+	for (int i = 0; i < n; i += KQ_BATCH_JOBS) { /* as many as a batch holds */
+		struct kq_batch b;
+		kq_batch_init(&b);
+		pthread_mutex_lock(&kq_aio.lock);
+		for (int k = i; k < n && k < i + KQ_BATCH_JOBS; k++)
+			kq_complete_locked(r[k].j, r[k].res, r[k].err, &b);
+		pthread_mutex_unlock(&kq_aio.lock);
+		kq_batch_flush(&b);
+	}
 	pthread_setcancelstate(cs, NULL);
 }
