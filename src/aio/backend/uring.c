@@ -273,10 +273,10 @@ static void wake_completer(void)
 }
 
 /* Jobs are in the ring (loud ones, if loud) and the completion thread
- * sleeps with no deadline: wake it once, so it naps 10 ms at a time from now on (nap()). The kernel
- * may read the eventfd switch before its CQ tail store is visible, so a
- * switch-then-look can miss a CQE that was never signalled; the nap ends
- * that. At most one write per idle period. */
+ * sleeps with no deadline: wake it once, so that from now on it naps 10 ms
+ * at a time (nap()). The kernel may read the eventfd switch before its CQ
+ * tail store is visible, so a switch-then-look can miss a CQE that was never
+ * signalled; the nap ends that. At most one write per idle period. */
 static void kick_idle(int loud)
 {
 	if (!__atomic_load_n(loud ? &U.loud : &U.inflight, __ATOMIC_SEQ_CST) ||
