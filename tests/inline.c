@@ -57,12 +57,7 @@ Test(inline, a_read_above_the_limit_is_not)
 	cr_assert(!held_in_aio_read(128 * 1024), "a 128 KiB read held its submitter");
 }
 
-static void no_inline(void)
-{
-	setenv("KQAIO_INLINE", "0", 1);
-}
-
-Test(inline, kqaio_inline_0_turns_it_off, .init = no_inline)
+Test(inline, kqaio_inline_0_turns_it_off, .init = kqt_stall_no_inline)
 {
 	cr_assert(!held_in_aio_read(4096), "KQAIO_INLINE=0 still copied in aio_read");
 }

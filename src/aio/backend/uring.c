@@ -531,9 +531,8 @@ void kq_uring_submitted(int lazy)
 	uint32_t p = __atomic_load_n(&U.pending, __ATOMIC_SEQ_CST);
 	if (!lazy || !p || __atomic_load_n(&U.inflight, __ATOMIC_SEQ_CST) <= p) {
 		kq_uring_flush();
-	} else if (__atomic_load_n(&U.idle, __ATOMIC_SEQ_CST) &&
-		   __atomic_exchange_n(&U.idle, 0, __ATOMIC_SEQ_CST)) {
-		wake_completer(); /* it sleeps with no deadline: give it one */
+	} else {
+		kick_idle(0); /* jobs are in flight: an idle thread gets a deadline */
 	}
 }
 
