@@ -6,6 +6,7 @@
 
 #include <sys/event.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 
 TestSuite(kq_signal, .timeout = 30);
 
@@ -409,4 +410,117 @@ Test(kq_signal, disabled_knote_keeps_counting_for_enable)
 	none(kq);
 	close(kq);
 	set_disp(SIGUSR1, SIG_DFL);
+}
+
+/* What the kernel has installed for sig, read around libc and kqaio. */
+static void *kernel_handler(int sig, unsigned long *flags)
+{
+	struct {
+		void *handler;
+		unsigned long flags;
+		void *restorer;
+		uint64_t mask;
+	} k;
+	cr_assert_eq(syscall(SYS_rt_sigaction, sig, NULL, &k, sizeof k.mask), 0, "rt_sigaction: %s",
+		     strerror(errno));
+	if (flags)
+		*flags = k.flags;
+	return k.handler;
+}
+
+/* libevent's kqueue backend: EV_ADD, then SIG_IGN so that only kevent sees it. */
+Test(kq_signal, sig_ign_set_after_add_is_still_counted)
+{
+	set_disp(SIGUSR1, on_sig);
+	int kq = kq_new();
+	chg_ok(kq, SIGUSR1, EV_ADD, (void *)0x61);
+	set_disp(SIGUSR1, SIG_IGN);
+	send_self(SIGUSR1);
+	send_self(SIGUSR1);
+	cr_assert_eq(collect(kq, SIGUSR1, (void *)0x61, 2, NULL), 2);
+	cr_assert_eq(nhits(), 0, "the handler replaced by SIG_IGN ran %d times", nhits());
+	/* Deleting the event leaves the program's last word: SIG_IGN. */
+	chg_ok(kq, SIGUSR1, EV_DELETE, NULL);
+	cr_assert_eq(kernel_handler(SIGUSR1, NULL), SIG_IGN);
+	send_self(SIGUSR1);
+	close(kq);
+	set_disp(SIGUSR1, SIG_DFL);
+}
+
+Test(kq_signal, sigaction_reports_the_programs_disposition_not_kqaios)
+{
+	set_disp(SIGUSR2, on_sig);
+	int kq = kq_new();
+	chg_ok(kq, SIGUSR2, EV_ADD, NULL);
+	struct sigaction cur;
+	cr_assert_eq(sigaction(SIGUSR2, NULL, &cur), 0);
+	cr_assert_eq(cur.sa_flags & SA_SIGINFO, 0, "flags 0x%x", (unsigned)cur.sa_flags);
+	cr_assert_eq(cur.sa_handler, on_sig, "sigaction reported kqaio's handler");
+	cr_assert_neq(kernel_handler(SIGUSR2, NULL), (void *)on_sig,
+		      "kqaio's counting handler is not installed");
+	struct sigaction ign = {.sa_handler = SIG_IGN}, prev;
+	cr_assert_eq(sigaction(SIGUSR2, &ign, &prev), 0);
+	cr_assert_eq(prev.sa_handler, on_sig);
+	cr_assert_eq(sigaction(SIGUSR2, NULL, &cur), 0);
+	cr_assert_eq(cur.sa_handler, SIG_IGN);
+	chg_ok(kq, SIGUSR2, EV_DELETE, NULL);
+	cr_assert_eq(kernel_handler(SIGUSR2, NULL), SIG_IGN,
+		     "the last knote gone, SIG_IGN is installed");
+	close(kq);
+	set_disp(SIGUSR2, SIG_DFL);
+}
+
+Test(kq_signal, handler_set_after_add_runs_and_is_counted)
+{
+	int sig = SIGRTMIN + 5;
+	set_disp(sig, SIG_IGN);
+	int kq = kq_new();
+	chg_ok(kq, (uintptr_t)sig, EV_ADD, NULL);
+	set_disp(sig, on_sig);
+	send_self(sig);
+	cr_assert_eq(collect(kq, sig, NULL, 1, NULL), 1);
+	cr_assert(kqt_eventually(nhits() == 1, 5000), "the new handler ran %d times", nhits());
+	cr_assert_eq(hit_sig, sig);
+	chg_ok(kq, (uintptr_t)sig, EV_DELETE, NULL);
+	cr_assert_eq(kernel_handler(sig, NULL), (void *)on_sig);
+	close(kq);
+	set_disp(sig, SIG_DFL);
+}
+
+Test(kq_signal, signal_after_add_returns_the_old_handler_and_keeps_counting)
+{
+	set_disp(SIGUSR1, on_sig);
+	int kq = kq_new();
+	chg_ok(kq, SIGUSR1, EV_ADD, NULL);
+	cr_assert_eq(signal(SIGUSR1, SIG_IGN), on_sig);
+	send_self(SIGUSR1);
+	cr_assert_eq(collect(kq, SIGUSR1, NULL, 1, NULL), 1);
+	cr_assert_eq(signal(SIGUSR1, SIG_DFL), SIG_IGN);
+	cr_assert_eq(nhits(), 0);
+	chg_ok(kq, SIGUSR1, EV_DELETE, NULL);
+	cr_assert_eq(kernel_handler(SIGUSR1, NULL), SIG_DFL);
+	cr_assert_eq(signal(0, SIG_IGN), SIG_ERR);
+	cr_assert_eq(errno, EINVAL);
+	close(kq);
+}
+
+/* SIG_IGN for SIGCHLD means the kernel reaps children; the event still comes. */
+Test(kq_signal, sigchld_ignored_after_add_reaps_children_and_is_counted)
+{
+	int kq = kq_new();
+	chg_ok(kq, SIGCHLD, EV_ADD, NULL);
+	set_disp(SIGCHLD, SIG_IGN);
+	unsigned long flags;
+	kernel_handler(SIGCHLD, &flags);
+	cr_assert(flags & SA_NOCLDWAIT, "kernel flags 0x%lx lack SA_NOCLDWAIT", flags);
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0)
+		_exit(0);
+	cr_assert_eq(collect(kq, SIGCHLD, NULL, 1, NULL), 1);
+	/* Reaped by the kernel: nothing left to wait for. */
+	cr_assert_eq(waitpid(pid, NULL, 0), -1);
+	cr_assert_eq(errno, ECHILD);
+	close(kq);
+	set_disp(SIGCHLD, SIG_DFL);
 }

@@ -6,7 +6,12 @@
  * nothing for SIG_IGN, the default action). Every kq watching signals has
  * that eventfd in its epoll, edge-triggered and never read: each poke is an
  * edge for every kq, which then compares counters. Signals sent to any
- * thread are counted, since the handler runs in whichever thread gets it. */
+ * thread are counted, since the handler runs in whichever thread gets it.
+ *
+ * FreeBSD counts a signal in the kernel whatever its disposition, so BSD
+ * code sets SIG_IGN after EV_ADD (libevent does). kqaio's sigaction() and
+ * signal() (sigaction.c) therefore change the program's disposition of a
+ * watched signal here, and report it, while our handler stays installed. */
 #include "kq/kq.h"
 
 #include <errno.h>
@@ -19,11 +24,49 @@
 #define KQ_NSIG 65
 
 static pthread_mutex_t sig_lock = PTHREAD_MUTEX_INITIALIZER;
-static uint64_t counts[KQ_NSIG];	/* deliveries, ever */
-static unsigned watchers[KQ_NSIG];	/* knotes watching, all kqs */
-static struct sigaction saved[KQ_NSIG]; /* the disposition we replaced */
+static uint64_t counts[KQ_NSIG];   /* deliveries, ever */
+static unsigned watchers[KQ_NSIG]; /* knotes watching, all kqs */
+/* The program's disposition of a hooked signal, in two slots: a change is
+ * written to the slot the handler is not reading, then published. */
+static struct sigaction saved[2][KQ_NSIG];
+static unsigned char live[KQ_NSIG];
 static bool hooked[KQ_NSIG];
 static int sig_evfd = -1;
+static sigset_t fork_mask; /* the forking thread's, while it holds sig_lock */
+
+/* Our own sigaction() calls go through the exported one (so that a
+ * sanitizer's interceptor sees them) and on to libc's: volatile, since the
+ * compiler cannot see that sigaction() reads it. */
+static __thread volatile bool installing;
+
+static int install(int sig, const struct sigaction *sa, struct sigaction *old)
+{
+	installing = true;
+	int r = sigaction(sig, sa, old);
+	installing = false;
+	return r;
+}
+
+/* sig_lock is taken with every signal blocked in the thread, so a handler
+ * that calls sigaction() cannot interrupt its own thread's holder. */
+static void lock_sigs(sigset_t *old)
+{
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, old);
+	pthread_mutex_lock(&sig_lock);
+}
+
+static void unlock_sigs(const sigset_t *old)
+{
+	pthread_mutex_unlock(&sig_lock);
+	pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
+static struct sigaction *disposition(int sig)
+{
+	return &saved[__atomic_load_n(&live[sig], __ATOMIC_ACQUIRE)][sig];
+}
 
 static bool default_ignores(int sig)
 {
@@ -50,7 +93,7 @@ static void handler(int sig, siginfo_t *si, void *uc)
 	ssize_t r = write(__atomic_load_n(&sig_evfd, __ATOMIC_ACQUIRE), &one, sizeof one);
 	(void)r;
 	errno = saved_errno;
-	struct sigaction *old = &saved[sig];
+	struct sigaction *old = disposition(sig);
 	bool program = old->sa_handler != SIG_DFL && old->sa_handler != SIG_IGN;
 	if (!program)
 		__atomic_add_fetch(&swallowed, 1, __ATOMIC_RELEASE);
@@ -71,9 +114,28 @@ static void handler(int sig, siginfo_t *si, void *uc)
 		raise(SIGSTOP); /* stop, and stay hooked for the next delivery */
 	} else if (old->sa_handler == SIG_DFL && !default_ignores(sig)) {
 		/* The default action ends the process: do it for real. */
-		signal(sig, SIG_DFL);
+		struct sigaction dfl = {.sa_handler = SIG_DFL};
+		install(sig, &dfl, NULL);
 		raise(sig);
 	}
+}
+
+/* Our handler, with the mask and flags the program's disposition asks for. */
+static void ours(int sig, const struct sigaction *prog, struct sigaction *sa)
+{
+	memset(sa, 0, sizeof *sa);
+	sa->sa_sigaction = handler;
+	sa->sa_mask = prog->sa_mask;
+	sa->sa_flags =
+	    SA_SIGINFO |
+	    (prog->sa_flags & (SA_RESTART | SA_ONSTACK | SA_NODEFER | SA_NOCLDSTOP | SA_NOCLDWAIT));
+	/* An ignored SIGCHLD also means children are reaped by the kernel. */
+	if (sig == SIGCHLD && !(prog->sa_flags & SA_SIGINFO) && prog->sa_handler == SIG_IGN)
+		sa->sa_flags |= SA_NOCLDWAIT;
+	if (!(prog->sa_flags & SA_SIGINFO) &&
+	    (prog->sa_handler == SIG_DFL || prog->sa_handler == SIG_IGN))
+		sa->sa_flags |=
+		    SA_RESTART; /* the program expects no EINTR from an ignored signal */
 }
 
 static int hook(int sig)
@@ -81,22 +143,11 @@ static int hook(int sig)
 	if (hooked[sig])
 		return 0;
 	struct sigaction old, sa;
-	if (sigaction(sig, NULL, &old))
+	if (install(sig, NULL, &old))
 		return 0; /* SIGKILL, SIGSTOP, libc's own: watched, never delivered to us */
-	memset(&sa, 0, sizeof sa);
-	sa.sa_sigaction = handler;
-	sa.sa_mask = old.sa_mask;
-	sa.sa_flags =
-	    SA_SIGINFO |
-	    (old.sa_flags & (SA_RESTART | SA_ONSTACK | SA_NODEFER | SA_NOCLDSTOP | SA_NOCLDWAIT));
-	/* An ignored SIGCHLD also means children are reaped by the kernel. */
-	if (sig == SIGCHLD && !(old.sa_flags & SA_SIGINFO) && old.sa_handler == SIG_IGN)
-		sa.sa_flags |= SA_NOCLDWAIT;
-	if (!(old.sa_flags & SA_SIGINFO) &&
-	    (old.sa_handler == SIG_DFL || old.sa_handler == SIG_IGN))
-		sa.sa_flags |= SA_RESTART; /* the program expects no EINTR from an ignored signal */
-	saved[sig] = old;
-	if (sigaction(sig, &sa, NULL))
+	ours(sig, &old, &sa);
+	saved[live[sig]][sig] = old;
+	if (install(sig, &sa, NULL))
 		return errno;
 	hooked[sig] = true;
 	return 0;
@@ -108,10 +159,41 @@ static void unhook(int sig)
 	if (!hooked[sig])
 		return;
 	hooked[sig] = false;
-	/* Put back what was there, unless the program has since changed it. */
-	if (!sigaction(sig, NULL, &cur) && (cur.sa_flags & SA_SIGINFO) &&
-	    cur.sa_sigaction == handler)
-		sigaction(sig, &saved[sig], NULL);
+	/* Put back the program's disposition, unless something went around
+	 * sigaction() to change ours. */
+	if (!install(sig, NULL, &cur) && (cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == handler)
+		install(sig, disposition(sig), NULL);
+}
+
+/* sigaction() on a hooked signal: change and report the program's
+ * disposition and keep counting. False: not ours, libc's sigaction does it. */
+bool kq_signal_sigaction(int sig, const struct sigaction *act, struct sigaction *old, int *ret)
+{
+	if (sig < 1 || sig >= KQ_NSIG || installing)
+		return false;
+	sigset_t mask;
+	lock_sigs(&mask);
+	bool mine = hooked[sig];
+	if (mine) {
+		*ret = 0;
+		struct sigaction prev = *disposition(sig), sa;
+		if (act) {
+			ours(sig, act, &sa);
+			if (install(sig, &sa, NULL)) {
+				*ret = -1;
+			} else {
+				unsigned char next = !live[sig];
+				saved[next][sig] = *act;
+				__atomic_store_n(&live[sig], next, __ATOMIC_RELEASE);
+			}
+		}
+		if (old && !*ret)
+			*old = prev;
+	}
+	int err = errno;
+	unlock_sigs(&mask);
+	errno = err;
+	return mine;
 }
 
 static int sig_attach(struct kq *kq, struct kq_knote *kn, const struct kevent *kev)
@@ -119,7 +201,8 @@ static int sig_attach(struct kq *kq, struct kq_knote *kn, const struct kevent *k
 	if (kev->ident < 1 || kev->ident >= KQ_NSIG)
 		return EINVAL;
 	int sig = (int)kev->ident, err = 0;
-	pthread_mutex_lock(&sig_lock);
+	sigset_t mask;
+	lock_sigs(&mask);
 	if (sig_evfd < 0) {
 		int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (fd < 0)
@@ -138,7 +221,7 @@ static int sig_attach(struct kq *kq, struct kq_knote *kn, const struct kevent *k
 	if (!err && !(err = hook(sig)))
 		watchers[sig]++;
 	kn->u.sig.seen = __atomic_load_n(&counts[sig], __ATOMIC_ACQUIRE);
-	pthread_mutex_unlock(&sig_lock);
+	unlock_sigs(&mask);
 	if (!err)
 		kq_list_add_tail(&kq->sigs, &kn->flink);
 	return err;
@@ -149,10 +232,11 @@ static void sig_detach(struct kq *kq, struct kq_knote *kn)
 	(void)kq;
 	int sig = (int)kn->ident;
 	kq_list_del(&kn->flink);
-	pthread_mutex_lock(&sig_lock);
+	sigset_t mask;
+	lock_sigs(&mask);
 	if (--watchers[sig] == 0)
 		unhook(sig);
-	pthread_mutex_unlock(&sig_lock);
+	unlock_sigs(&mask);
 }
 
 static void sig_enable(struct kq *kq, struct kq_knote *kn)
@@ -189,12 +273,14 @@ void kq_signal_scan(struct kq *kq)
 
 void kq_signal_fork_prepare(void)
 {
-	pthread_mutex_lock(&sig_lock);
+	sigset_t mask;
+	lock_sigs(&mask);
+	fork_mask = mask;
 }
 
 void kq_signal_fork_parent(void)
 {
-	pthread_mutex_unlock(&sig_lock);
+	unlock_sigs(&fork_mask);
 }
 
 /* The parent's eventfd is shared with the child: the child gets its own.
@@ -208,7 +294,7 @@ void kq_signal_fork_child(void)
 			close(fd);
 		}
 	}
-	pthread_mutex_unlock(&sig_lock);
+	unlock_sigs(&fork_mask);
 }
 
 void kq_signal_forget(struct kq *kq)

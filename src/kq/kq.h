@@ -3,6 +3,7 @@
 #define KQ_KQ_KQ_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/epoll.h>
@@ -186,7 +187,8 @@ void kq_signal_scan(struct kq *kq);
 void kq_signal_fork_prepare(void);
 void kq_signal_fork_parent(void);
 void kq_signal_fork_child(void);
-void kq_signal_forget(struct kq *kq);	/* a forked child's kq: let go of its signals */
+void kq_signal_forget(struct kq *kq); /* a forked child's kq: let go of its signals */
+bool kq_signal_sigaction(int sig, const struct sigaction *act, struct sigaction *old, int *ret);
 uint64_t kq_signal_swallowed(void);	/* deliveries no program handler saw */
 void kq_proc_fork_child(struct kq *kq); /* close the pidfds */
 void kq_drop_posted(struct kq *kq);	/* a closed kq: drop its AIO and LIO knotes */
