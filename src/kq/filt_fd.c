@@ -102,7 +102,7 @@ static int sync_reg(struct kq *kq, int fd, struct kq_fdreg *r, bool force)
 	return 0;
 }
 
-/* Measure what a report says: bytes readable or writable, EOF, the socket error.
+/* Measure what a report says: bytes readable or writable, EOF.
  * False when a NOTE_LOWAT mark is not reached. */
 static bool measure(struct kq_fdreg *r, struct kq_knote *kn, uint32_t revents)
 {
@@ -135,12 +135,11 @@ static bool measure(struct kq_fdreg *r, struct kq_knote *kn, uint32_t revents)
 		    sz > v)
 			kn->data = sz - v;
 	}
+	/* FreeBSD puts so_error in fflags and leaves it pending. Linux reads it
+	 * only by clearing it (SO_ERROR), and the program's own getsockopt after
+	 * a failed connect, or its read after a reset, would then see success:
+	 * the error stays the program's to read, fflags stays 0. */
 	kn->eflags = eof ? EV_EOF : 0;
-	if (eof && (r->kind == KQ_FD_SOCK || r->kind == KQ_FD_LISTEN)) {
-		socklen_t len = sizeof v;
-		if (!getsockopt(fd, SOL_SOCKET, SO_ERROR, &v, &len))
-			kn->fflags = (unsigned)v;
-	}
 	return eof || !(kn->sfflags & NOTE_LOWAT) || kn->data >= kn->sdata;
 }
 
