@@ -814,3 +814,38 @@ Test(kq_fd, add_on_bad_fd_is_ebadf)
 	none(kq);
 	close(kq);
 }
+
+/* One call reports every ready event it has room for, however many epoll
+ * holds (libevent's main/many_events_slow_add: 70 ready, room for 128, 64
+ * came back); with less room, calls take turns, none ready is passed over. */
+Test(kq_fd, one_call_reports_all_the_ready_fds_it_has_room_for)
+{
+	enum { N = 300, ROOM = 120 };
+	int s[N], kq = kq_open();
+	for (int i = 0; i < N; i++) {
+		s[i] = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		cr_assert(s[i] >= 0, "socket: %s", strerror(errno));
+		kadd(kq, s[i], EVFILT_WRITE, EV_ADD, 0, 0, (void *)(uintptr_t)i);
+	}
+	static struct kevent ev[N + 8];
+	static const struct timespec zero;
+	cr_assert_eq(kevent(kq, NULL, 0, ev, N + 8, &zero), N, "polling");
+	cr_assert_eq(kevent(kq, NULL, 0, ev, N + 8, NULL), N, "waiting");
+	/* Room for fewer: three calls see every fd once (300 = 120 + 120 + 60). */
+	unsigned char seen[N] = {0};
+	int total = 0;
+	for (int call = 0; call < 3; call++) {
+		int r = kevent(kq, NULL, 0, ev, ROOM, &zero);
+		cr_assert_eq(r, ROOM, "call %d: %d events", call, r);
+		for (int k = 0; k < r; k++) {
+			uintptr_t i = (uintptr_t)ev[k].udata;
+			cr_assert(i < N);
+			total += !seen[i];
+			seen[i] = 1;
+		}
+	}
+	cr_assert_eq(total, N, "three calls of %d saw %d distinct fds of %d", ROOM, total, N);
+	for (int i = 0; i < N; i++)
+		close(s[i]);
+	close(kq);
+}

@@ -4,13 +4,15 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "common/taskwork.h"
 
-#define KQ_EPOLL_BATCH 64
+#define KQ_EPOLL_BATCH 64   /* on the stack */
+#define KQ_EPOLL_MAX   4096 /* at most, per epoll_wait() */
 
 /* Fill out from kn and apply what reporting does to it: ONESHOT deletes,
  * DISPATCH disables, CLEAR resets, and a level-triggered knote stays. */
@@ -254,7 +256,18 @@ KQ_API int kevent(int fd, const struct kevent *changes, int nchanges, struct kev
 		tsp = &left;
 	}
 	static const struct timespec zero;
-	struct epoll_event evs[KQ_EPOLL_BATCH];
+	/* One epoll_wait() returns each ready fd once, so it takes as many as
+	 * the caller has room for: libevent sizes its list to what came last. */
+	struct epoll_event stack[KQ_EPOLL_BATCH], *evs = stack;
+	int cap = KQ_EPOLL_BATCH;
+	if (nevents > cap) {
+		int big = nevents < KQ_EPOLL_MAX ? nevents : KQ_EPOLL_MAX;
+		struct epoll_event *heap = malloc(sizeof *heap * (size_t)big);
+		if (heap) {
+			evs = heap;
+			cap = big;
+		}
+	}
 	for (bool again = false;; again = true) {
 		n += collect(kq, events + n, nevents - n, pass);
 		kq_unlock(kq);
@@ -265,7 +278,7 @@ KQ_API int kevent(int fd, const struct kevent *changes, int nchanges, struct kev
 			kq_dead(kq);
 			break;
 		}
-		int want = nevents - n < KQ_EPOLL_BATCH ? nevents - n : KQ_EPOLL_BATCH;
+		int want = nevents - n < cap ? nevents - n : cap;
 		uint64_t swallowed = kq_signal_swallowed();
 		int r = want ? epoll_wait_ts(kq->epfd, evs, want, n ? &zero : tsp) : 0;
 		/* A watched signal the program ignores interrupted the wait through
@@ -279,9 +292,14 @@ KQ_API int kevent(int fd, const struct kevent *changes, int nchanges, struct kev
 			break;
 		}
 		pthread_mutex_lock(&kq->lock);
+		int before = n;
 		n += handle(kq, evs, r, events + n, nevents - n, pass);
 		if (r > 0)
 			n += collect(kq, events + n, nevents - n, pass);
+		/* More ready than KQ_EPOLL_MAX: with room left, look again at once,
+		 * until a batch brings nothing new this call. */
+		if (r == want && n > before && n < nevents)
+			continue;
 		if (n || (timeout && !timeout->tv_sec && !timeout->tv_nsec)) {
 			kq_unlock(kq);
 			break;
@@ -302,6 +320,8 @@ KQ_API int kevent(int fd, const struct kevent *changes, int nchanges, struct kev
 		}
 	}
 	kq_put(kq);
+	if (evs != stack)
+		free(evs);
 	if (err && !n)
 		return errno = err, -1;
 	return n;
