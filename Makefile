@@ -58,7 +58,8 @@ BENCH_TOOL_SRCS := $(wildcard tools/bench/*.c)
 PROG_CFLAGS := $(CFLAGS_BASE) $(SANFLAGS) $(CFLAGS)
 PROG_LDFLAGS := -L$(BUILD) -Wl,-rpath,$(abspath $(BUILD)) -lkqaio -pthread
 
-.PHONY: bench all lib tools examples tests check check-asan check-tsan check-all soak deps demo plot \
+.PHONY: bench all lib tools examples tests check check-asan check-tsan check-all check-interop \
+	bench-libevent soak deps demo plot \
 	install uninstall clean format
 
 all: lib tools examples bench
@@ -138,12 +139,25 @@ deps:
 # The whole suite, once per backend. KQAIO_TEST_JOBS sets the parallelism.
 TEST_ENV = KQAIO_BUILD=$(abspath $(BUILD)) KQAIO_SRC=$(CURDIR) KQAIO_SAN=$(SAN) \
 	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp TSAN_OPTIONS=die_after_fork=0
+# Then, unsanitized, libevent's own regress suite on our kqueue (check-interop).
 check: deps
 	@$(MAKE) --no-print-directory all tests
 	@echo "== backend pool"
 	KQAIO_BACKEND=pool $(TEST_ENV) $(TEST_BIN) --jobs $${KQAIO_TEST_JOBS:-2} $(TESTFLAGS)
 	@echo "== backend uring"
 	KQAIO_BACKEND=uring $(TEST_ENV) $(TEST_BIN) --jobs $${KQAIO_TEST_JOBS:-2} $(TESTFLAGS)
+ifeq ($(SAN),)
+	@$(MAKE) --no-print-directory check-interop
+endif
+
+# libevent (Debian's source) built against kqaio: its test/regress on kqueue,
+# then on epoll, in about two minutes; bench-libevent adds libevent's benchmarks.
+check-interop: deps all
+	@echo "== libevent's regress suite, kqueue against epoll"
+	tests/interop/libevent.sh $(BUILD)
+
+bench-libevent: deps all
+	tests/interop/libevent.sh --bench $(BUILD)
 
 check-asan:
 	@$(MAKE) --no-print-directory SAN=asan check
