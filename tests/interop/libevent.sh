@@ -59,10 +59,11 @@ fetch() {
 			exit 0
 		fi
 		# The same archives as the binary entries, for source packages.
-		local f
+		local f out=/etc/apt/sources.list.d/kqaio-src.sources
 		for f in /etc/apt/sources.list.d/*.sources; do
-			[ -e "$f" ] && sed 's/^Types: deb$/Types: deb-src/' "$f"
-		done >/etc/apt/sources.list.d/kqaio-src.sources
+			[ -e "$f" ] && [ "$f" != "$out" ] && sed 's/^Types: deb$/Types: deb-src/' "$f"
+		done >"$out.tmp"
+		mv "$out.tmp" "$out"
 		[ -e /etc/apt/sources.list ] &&
 			sed -n 's/^deb /deb-src /p' /etc/apt/sources.list >/etc/apt/sources.list.d/kqaio-src.list
 		say "derived a deb-src entry: /etc/apt/sources.list.d/kqaio-src.*"
