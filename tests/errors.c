@@ -1,4 +1,4 @@
-/* Errors: every submission errno (SEMANTICS.md "Submission") for aio_read, aio_write,
+/* Errors: every submission errno (doc/behaviour.md "Submission") for aio_read, aio_write,
  * aio_readv, aio_writev, aio_fsync and lio_listio entries, as the call's errno and then
  * through aio_error/aio_return; aio_error/aio_return on aiocbs that name no job;
  * failures at completion (EFAULT, ENOSPC); resubmitting an aiocb still in flight. */

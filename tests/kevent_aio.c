@@ -1,6 +1,6 @@
 /* AIO completions through kqueue (SIGEV_KEVENT, EVFILT_AIO, EVFILT_LIO): the issue-4 tests.
- * Each numbered test guards one invariant of DESIGN.md, one FreeBSD once broke; the rest pin
- * the event fields and the knote flags SEMANTICS.md lists. */
+ * Each numbered test guards one invariant of doc/design.md, one FreeBSD once broke; the rest pin
+ * the event fields and the knote flags doc/behaviour.md lists. */
 #include "kqt_kevent.h"
 #include "stall.h"
 
@@ -1239,7 +1239,8 @@ Test(kevent_aio, list_where_every_entry_fails_reports_its_event_once)
 	close(kq);
 }
 
-/* Guards SEMANTICS lio_listio: LIO_WAIT ignores sig; entries still post their own events. */
+/* Guards doc/behaviour.md, lio_listio: LIO_WAIT ignores sig; entries still post their own events.
+ */
 Test(kevent_aio, lio_wait_ignores_sig)
 {
 	static int lmark, emark;
@@ -1270,7 +1271,7 @@ Test(kevent_aio, lio_wait_ignores_sig)
 	close(kq);
 }
 
-/* Guards SEMANTICS lio_listio: a bad kq in sig is -1/EBADF and queues nothing. */
+/* Guards doc/behaviour.md, lio_listio: a bad kq in sig is -1/EBADF and queues nothing. */
 Test(kevent_aio, list_with_bad_kqueue_queues_nothing)
 {
 	int kq = xkqueue();
@@ -1296,7 +1297,8 @@ Test(kevent_aio, list_with_bad_kqueue_queues_nothing)
 	close(kq);
 }
 
-/* Guards SEMANTICS lio_listio: sig's kevent flags are ignored (flags 0, level-triggered). */
+/* Guards doc/behaviour.md, lio_listio: sig's kevent flags are ignored (flags 0, level-triggered).
+ */
 Test(kevent_aio, list_sig_kevent_flags_are_ignored)
 {
 	static int lmark;
@@ -1321,7 +1323,7 @@ Test(kevent_aio, list_sig_kevent_flags_are_ignored)
 	close(kq);
 }
 
-/* Guards SEMANTICS lio_listio: flags a job could not have are no error in a list's sig. */
+/* Guards doc/behaviour.md, lio_listio: flags a job could not have are no error in a list's sig. */
 Test(kevent_aio, list_sig_other_kevent_flags_are_no_error)
 {
 	static int lmark;
@@ -1346,7 +1348,7 @@ Test(kevent_aio, list_sig_other_kevent_flags_are_no_error)
 
 /* --- event fields and knote flags --- */
 
-/* Guards the SEMANTICS event table: ident, filter, flags, fflags, data, udata exactly. */
+/* Guards doc/behaviour.md's event table: ident, filter, flags, fflags, data, udata exactly. */
 Test(kevent_aio, event_fields_are_exact)
 {
 	static int m1, m2, m3;
@@ -1384,7 +1386,7 @@ Test(kevent_aio, event_fields_are_exact)
 	close(kq);
 }
 
-/* Guards SEMANTICS: level-triggered by default, reported by every kevent() until reaped. */
+/* Guards doc/behaviour.md: level-triggered by default, reported by every kevent() until reaped. */
 Test(kevent_aio, level_triggered_until_reaped)
 {
 	static int mark;
@@ -1410,7 +1412,7 @@ Test(kevent_aio, level_triggered_until_reaped)
 	close(kq);
 }
 
-/* Guards SEMANTICS: EV_ONESHOT and EV_CLEAR report once; aio_return still works. */
+/* Guards doc/behaviour.md: EV_ONESHOT and EV_CLEAR report once; aio_return still works. */
 Test(kevent_aio, oneshot_and_clear_report_once)
 {
 	static int mark;
@@ -1451,7 +1453,7 @@ static void change(int kq, uintptr_t ident, short filter, unsigned short flags, 
 		     strerror((int)out.data), strerror((int)want));
 }
 
-/* Guards SEMANTICS: EV_DISPATCH once until EV_ENABLE re-delivers; EV_DISABLE silences. */
+/* Guards doc/behaviour.md: EV_DISPATCH once until EV_ENABLE re-delivers; EV_DISABLE silences. */
 Test(kevent_aio, dispatch_reports_once_until_enabled)
 {
 	static int mark;
@@ -1493,7 +1495,7 @@ Test(kevent_aio, dispatch_reports_once_until_enabled)
 	close(kq);
 }
 
-/* Guards SEMANTICS: a user EV_ADD of EVFILT_AIO or EVFILT_LIO is EPERM. */
+/* Guards doc/behaviour.md: a user EV_ADD of EVFILT_AIO or EVFILT_LIO is EPERM. */
 Test(kevent_aio, user_cannot_add_aio_or_lio)
 {
 	int kq = xkqueue();
@@ -1512,7 +1514,7 @@ Test(kevent_aio, user_cannot_add_aio_or_lio)
 	close(kq);
 }
 
-/* Guards SEMANTICS: a user EV_DELETE of an AIO or LIO knote works; aio_return still does. */
+/* Guards doc/behaviour.md: a user EV_DELETE of an AIO or LIO knote works; aio_return still does. */
 Test(kevent_aio, user_delete_of_aio_and_lio_knotes)
 {
 	static int mark;
@@ -1556,7 +1558,7 @@ Test(kevent_aio, user_delete_of_aio_and_lio_knotes)
 	close(kq);
 }
 
-/* Guards SEMANTICS submission: a bad kq fd is EBADF, recorded in the aiocb. */
+/* Guards doc/behaviour.md, submission: a bad kq fd is EBADF, recorded in the aiocb. */
 Test(kevent_aio, bad_kqueue_is_ebadf_at_submission)
 {
 	int kq = xkqueue();
@@ -1584,7 +1586,7 @@ Test(kevent_aio, bad_kqueue_is_ebadf_at_submission)
 	close(kq);
 }
 
-/* Guards SEMANTICS submission: kevent flags beyond ONESHOT, CLEAR, DISPATCH are EINVAL. */
+/* Guards doc/behaviour.md, submission: kevent flags beyond ONESHOT, CLEAR, DISPATCH are EINVAL. */
 Test(kevent_aio, bad_kevent_flags_are_einval)
 {
 	int kq = xkqueue();
@@ -1611,7 +1613,7 @@ Test(kevent_aio, bad_kevent_flags_are_einval)
 	close(kq);
 }
 
-/* Guards SEMANTICS: aio_readv, aio_writev, aio_fsync and vectored entries post events. */
+/* Guards doc/behaviour.md: aio_readv, aio_writev, aio_fsync and vectored entries post events. */
 Test(kevent_aio, readv_writev_fsync_post_events)
 {
 	static int mv, mw, mf;

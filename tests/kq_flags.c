@@ -683,7 +683,7 @@ Test(kq_flags, kq_fd_polls_readable_while_event_pending)
 	xpipe(p);
 	/* EV_CLEAR: readable until the event is taken. */
 	kadd(kq, p[0], EVFILT_READ, EV_ADD | EV_CLEAR, 0, 0, &ua);
-	/* SEMANTICS.md lets readiness lag until the next kevent() call. */
+	/* doc/behaviour.md lets readiness lag until the next kevent() call. */
 	none(kq);
 	cr_assert_not(readable(kq, 0), "kq readable with nothing to report");
 	xwrite(p[1], "ab", 2);

@@ -81,7 +81,7 @@ KQ_API int lio_listio(int mode, struct aiocb *const list[], int nent, struct sig
 		return -1;
 	}
 	kq_aio_init();
-	/* A list's kevent flags are ignored (SEMANTICS.md); its kqueue is checked below. */
+	/* A list's kevent flags are ignored (doc/behaviour.md); its kqueue is checked below. */
 	if (nent > kq_config.listio_max ||
 	    (mode == LIO_NOWAIT && sig && sig->sigev_notify != SIGEV_KEVENT &&
 	     kq_sigevent_check(sig))) {
