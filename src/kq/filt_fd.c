@@ -40,10 +40,7 @@ static int classify(struct kq_fdreg *r, int fd)
 		r->kind = KQ_FD_PIPE;
 		r->pipe_size = fcntl(fd, F_GETPIPE_SZ);
 	} else if (S_ISSOCK(st.st_mode)) {
-		int on = 0;
-		socklen_t len = sizeof on;
-		getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len);
-		r->kind = on ? KQ_FD_LISTEN : KQ_FD_SOCK;
+		r->kind = KQ_FD_SOCK; /* listening or not: measure() tells when it matters */
 	} else if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) {
 		r->kind = KQ_FD_FILE;
 	}
@@ -117,14 +114,17 @@ static bool measure(struct kq_fdreg *r, struct kq_knote *kn, uint32_t revents)
 		if (rd && pos >= 0 && !fstat(fd, &st) && st.st_size > pos)
 			kn->data = st.st_size - pos;
 		eof = false;
-	} else if (rd && r->kind == KQ_FD_LISTEN) {
+	} else if (rd) {
+		/* FIONREAD refuses a listening socket (EINVAL); its data is the
+		 * backlog, which TCP_INFO gives for TCP (at least one otherwise). */
 		struct tcp_info ti;
 		socklen_t len = sizeof ti;
-		kn->data =
-		    getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 ? ti.tcpi_unacked : 1;
-	} else if (rd) {
 		if (ioctl(fd, FIONREAD, &v) == 0)
 			kn->data = v;
+		else if (errno == EINVAL && r->kind == KQ_FD_SOCK)
+			kn->data = getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0
+				       ? ti.tcpi_unacked
+				       : 1;
 	} else if (r->kind == KQ_FD_PIPE) {
 		if (ioctl(fd, FIONREAD, &v) == 0 && r->pipe_size > v)
 			kn->data = r->pipe_size - v;

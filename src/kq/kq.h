@@ -118,7 +118,7 @@ struct kq_fdreg {
 	int pipe_size;
 };
 
-enum { KQ_FD_OTHER, KQ_FD_PIPE, KQ_FD_SOCK, KQ_FD_LISTEN, KQ_FD_FILE };
+enum { KQ_FD_OTHER, KQ_FD_PIPE, KQ_FD_SOCK, KQ_FD_FILE };
 
 struct kq {
 	pthread_mutex_t lock;
