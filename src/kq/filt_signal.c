@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -31,6 +32,9 @@ static unsigned watchers[KQ_NSIG]; /* knotes watching, all kqs */
 static struct sigaction saved[2][KQ_NSIG];
 static unsigned char live[KQ_NSIG];
 static bool hooked[KQ_NSIG];
+/* The saved disposition came through our sigaction(), behind any
+ * interceptor (TSan's puts its wrapper there): it goes back the same way. */
+static bool raw[KQ_NSIG];
 static int sig_evfd = -1;
 static sigset_t fork_mask; /* the forking thread's, while it holds sig_lock */
 
@@ -38,6 +42,12 @@ static sigset_t fork_mask; /* the forking thread's, while it holds sig_lock */
  * sanitizer's interceptor sees them) and on to libc's: volatile, since the
  * compiler cannot see that sigaction() reads it. */
 static __thread volatile bool installing;
+
+/* sigaction.c goes straight to libc until the first signal is watched, so
+ * that a sanitizer's start-up calls meet none of our code; kq_sig_entering
+ * counts the calls on that path, which the first hook waits out. */
+int kq_sig_active;
+unsigned kq_sig_entering;
 
 static int install(int sig, const struct sigaction *sa, struct sigaction *old)
 {
@@ -147,6 +157,7 @@ static int hook(int sig)
 		return 0; /* SIGKILL, SIGSTOP, libc's own: watched, never delivered to us */
 	ours(sig, &old, &sa);
 	saved[live[sig]][sig] = old;
+	raw[sig] = false;
 	if (install(sig, &sa, NULL))
 		return errno;
 	hooked[sig] = true;
@@ -161,39 +172,47 @@ static void unhook(int sig)
 	hooked[sig] = false;
 	/* Put back the program's disposition, unless something went around
 	 * sigaction() to change ours. */
-	if (!install(sig, NULL, &cur) && (cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == handler)
-		install(sig, disposition(sig), NULL);
+	int (*set)(int, const struct sigaction *, struct sigaction *) =
+	    raw[sig] ? __sigaction : install;
+	if (!set(sig, NULL, &cur) && (cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == handler)
+		set(sig, disposition(sig), NULL);
 }
 
-/* sigaction() on a hooked signal: change and report the program's
- * disposition and keep counting. False: not ours, libc's sigaction does it. */
-bool kq_signal_sigaction(int sig, const struct sigaction *act, struct sigaction *old, int *ret)
+/* sigaction() once signals are watched. On a hooked signal: change and
+ * report the program's disposition and keep counting. Any other goes to libc
+ * under sig_lock, so that it cannot slip between a hook's read and write. */
+int kq_signal_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
 	if (sig < 1 || sig >= KQ_NSIG || installing)
-		return false;
+		return __sigaction(sig, act, old);
 	sigset_t mask;
 	lock_sigs(&mask);
-	bool mine = hooked[sig];
-	if (mine) {
-		*ret = 0;
+	int ret = 0;
+	if (!hooked[sig]) {
+		ret = __sigaction(sig, act, old);
+	} else {
 		struct sigaction prev = *disposition(sig), sa;
 		if (act) {
+			/* Straight to libc: an interceptor that wraps handlers (TSan's)
+			 * has already taken act's handler for its own table, and would
+			 * put ours there in its place, to be chained to from itself. */
 			ours(sig, act, &sa);
-			if (install(sig, &sa, NULL)) {
-				*ret = -1;
+			if (__sigaction(sig, &sa, NULL)) {
+				ret = -1;
 			} else {
 				unsigned char next = !live[sig];
 				saved[next][sig] = *act;
+				raw[sig] = true;
 				__atomic_store_n(&live[sig], next, __ATOMIC_RELEASE);
 			}
 		}
-		if (old && !*ret)
+		if (old && !ret)
 			*old = prev;
 	}
 	int err = errno;
 	unlock_sigs(&mask);
 	errno = err;
-	return mine;
+	return ret;
 }
 
 static int sig_attach(struct kq *kq, struct kq_knote *kn, const struct kevent *kev)
@@ -201,6 +220,13 @@ static int sig_attach(struct kq *kq, struct kq_knote *kn, const struct kevent *k
 	if (kev->ident < 1 || kev->ident >= KQ_NSIG)
 		return EINVAL;
 	int sig = (int)kev->ident, err = 0;
+	/* Without sig_lock: a handler interrupting a call on the fast path may
+	 * call sigaction() itself, and that one takes the lock. */
+	if (!__atomic_load_n(&kq_sig_active, __ATOMIC_SEQ_CST)) {
+		__atomic_store_n(&kq_sig_active, 1, __ATOMIC_SEQ_CST);
+		while (__atomic_load_n(&kq_sig_entering, __ATOMIC_SEQ_CST))
+			sched_yield();
+	}
 	sigset_t mask;
 	lock_sigs(&mask);
 	if (sig_evfd < 0) {

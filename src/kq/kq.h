@@ -188,7 +188,11 @@ void kq_signal_fork_prepare(void);
 void kq_signal_fork_parent(void);
 void kq_signal_fork_child(void);
 void kq_signal_forget(struct kq *kq); /* a forked child's kq: let go of its signals */
-bool kq_signal_sigaction(int sig, const struct sigaction *act, struct sigaction *old, int *ret);
+int kq_signal_sigaction(int sig, const struct sigaction *act, struct sigaction *old);
+extern int kq_sig_active;
+extern unsigned kq_sig_entering;
+/* glibc's own sigaction, under the name that it exports for this. */
+extern int __sigaction(int sig, const struct sigaction *act, struct sigaction *old);
 uint64_t kq_signal_swallowed(void);	/* deliveries no program handler saw */
 void kq_proc_fork_child(struct kq *kq); /* close the pidfds */
 void kq_drop_posted(struct kq *kq);	/* a closed kq: drop its AIO and LIO knotes */

@@ -7,15 +7,19 @@
 #include <errno.h>
 #include <signal.h>
 
-/* glibc's own sigaction, under the name that it exports for this. */
-extern int __sigaction(int sig, const struct sigaction *act, struct sigaction *old);
-
-KQ_API int sigaction(int sig, const struct sigaction *restrict act, struct sigaction *restrict old)
+/* Not instrumented: a sanitizer's start-up installs its handlers through
+ * here before it can run instrumented code. */
+KQ_API __attribute__((no_sanitize_thread, no_sanitize_address)) int
+sigaction(int sig, const struct sigaction *restrict act, struct sigaction *restrict old)
 {
-	int ret;
-	if (kq_signal_sigaction(sig, act, old, &ret))
-		return ret;
-	return __sigaction(sig, act, old);
+	__atomic_add_fetch(&kq_sig_entering, 1, __ATOMIC_SEQ_CST);
+	if (!__atomic_load_n(&kq_sig_active, __ATOMIC_SEQ_CST)) {
+		int r = __sigaction(sig, act, old);
+		__atomic_sub_fetch(&kq_sig_entering, 1, __ATOMIC_SEQ_CST);
+		return r;
+	}
+	__atomic_sub_fetch(&kq_sig_entering, 1, __ATOMIC_SEQ_CST);
+	return kq_signal_sigaction(sig, act, old);
 }
 
 /* glibc's signal() calls its sigaction internally: it is BSD's, as glibc's is
