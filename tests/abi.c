@@ -37,7 +37,7 @@ static const char *const exported[] = {
     "aio_return",    "aio_return64", "aio_suspend",  "aio_suspend64", "aio_waitcomplete",
     "aio_write",     "aio_write64",  "aio_writev",   "kqaio_backend", "kqaio_get_stats",
     "kqaio_version", "lio_listio",   "lio_listio64", "kqueue",	      "kqueuex",
-    "kevent",	     "sigaction",    "signal",
+    "kevent",	     "sigaction",    "signal",	     "close",
 };
 
 static const char *build_dir(void)

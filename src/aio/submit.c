@@ -60,12 +60,13 @@ static int describe(int fd, struct kq_fdinfo *fi, int need_kind)
 /* Checks done without the lock; fills r. Returns 0 or the errno. */
 static int validate(struct aiocb *cb, int sub, struct req *r, struct kq_fdinfo *fi)
 {
-	if (cb->aio_reqprio < 0 || cb->aio_reqprio > AIO_PRIO_DELTA_MAX)
+	/* aio_fsync looks at aio_fildes and aio_sigevent alone (POSIX). */
+	int sync = sub == SUB_FSYNC || sub == SUB_FDSYNC;
+	if (!sync && (cb->aio_reqprio < 0 || cb->aio_reqprio > AIO_PRIO_DELTA_MAX))
 		return EINVAL;
 	int err = kq_sigevent_check(&cb->aio_sigevent);
 	if (err)
 		return err;
-	int sync = sub == SUB_FSYNC || sub == SUB_FDSYNC;
 	if ((err = describe(cb->aio_fildes, fi, !sync)))
 		return err;
 	r->flags = 0;

@@ -10,13 +10,15 @@ struct watch {
 	int n;
 };
 
-/* True once a listed job is done, or when none names an unfinished job. */
+/* True once a listed job is done, or when none names an unfinished job. An
+ * aiocb whose submission failed names no job: it never completes. */
 static int any_done(void *arg)
 {
 	const struct watch *w = arg;
 	int outstanding = 0;
 	for (int i = 0; i < w->n; i++) {
-		if (!w->list[i])
+		if (!w->list[i] || __atomic_load_n(&kq_priv((struct aiocb *)w->list[i])->magic,
+						   __ATOMIC_ACQUIRE) == KQ_CB_FAILED)
 			continue;
 		int e = aio_error(w->list[i]);
 		if (e >= 0 && e != EINPROGRESS)

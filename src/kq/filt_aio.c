@@ -78,7 +78,9 @@ struct kq_knote *kq_post_attach(int kqfd, short filter, uintptr_t ident, void *u
 			     .flags = (unsigned short)(EV_ADD | flags),
 			     .udata = udata};
 	pthread_mutex_lock(&kq->lock);
-	struct kq_knote *old = kq_knote_find(kq, ident, filter);
+	/* A resubmitted aiocb's knote replaces the last one's; each lio_listio
+	 * has its own, though two in flight may share a list array (ident). */
+	struct kq_knote *old = filter == EVFILT_AIO ? kq_knote_find(kq, ident, filter) : NULL;
 	if (old)
 		kq_knote_drop(kq, old);
 	struct kq_knote *kn =

@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "common/futex.h"
 #include "common/taskwork.h"
 
 #define KQ_EPOLL_BATCH 64   /* on the stack */
@@ -245,13 +246,7 @@ KQ_API int kevent(int fd, const struct kevent *changes, int nchanges, struct kev
 
 	struct timespec deadline, left, *tsp = NULL;
 	if (timeout) {
-		clock_gettime(CLOCK_MONOTONIC, &deadline);
-		deadline.tv_sec += timeout->tv_sec;
-		deadline.tv_nsec += timeout->tv_nsec;
-		if (deadline.tv_nsec >= 1000000000) {
-			deadline.tv_sec++;
-			deadline.tv_nsec -= 1000000000;
-		}
+		kq_deadline(timeout, &deadline); /* saturates: a timeout near LONG_MAX */
 		left = *timeout;
 		tsp = &left;
 	}

@@ -1,9 +1,11 @@
 /* kqueue(): the kq object, the registry from fd number to kq, and its end.
  *
- * The user closes a kq with close(), which we never see. A kq is known dead
- * when its fd number comes back from epoll_create1() for a new kq, when
- * kevent() finds the number no longer names its epoll, or in a sweep once
- * the registry has doubled; its own fds are closed then, never the user's. */
+ * The user closes a kq with close(), which we interpose: a thread asleep in
+ * kevent() on it is woken and fails with EBADF, as on FreeBSD. A close we
+ * never see (a raw system call, dup2 over it) is found later: when its fd
+ * number comes back from epoll_create1() for a new kq, when kevent() finds
+ * the number no longer names its epoll, or in a sweep once the registry has
+ * doubled; its own fds are closed then, never the user's. */
 #include "kq/kq.h"
 
 #include <errno.h>
@@ -48,7 +50,7 @@ static void forget_locked(struct kq *kq)
 	if ((size_t)kq->epfd >= reg_cap || reg[kq->epfd] != kq)
 		return;
 	reg[kq->epfd] = NULL;
-	reg_live--;
+	__atomic_sub_fetch(&reg_live, 1, __ATOMIC_RELAXED); /* close() looks without the lock */
 	__atomic_add_fetch(&kq->refs, 1, __ATOMIC_RELAXED);
 	kq_put(kq); /* the registry's */
 	kq_drop_posted(kq);
@@ -156,7 +158,7 @@ static void fork_child(void)
 		kq->next_abandoned = abandoned;
 		abandoned = kq;
 	}
-	reg_live = 0;
+	__atomic_store_n(&reg_live, 0, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&reg_lock);
 }
 
@@ -199,7 +201,7 @@ static int create(unsigned flags)
 			if (reg_live >= reg_sweep_at)
 				sweep_locked();
 			reg[kq->epfd] = kq;
-			reg_live++;
+			__atomic_add_fetch(&reg_live, 1, __ATOMIC_RELAXED);
 		}
 		pthread_mutex_unlock(&reg_lock);
 	}
@@ -225,4 +227,23 @@ KQ_API int kqueuex(unsigned int flags)
 	if (flags & ~KQUEUE_CLOEXEC)
 		return errno = EINVAL, -1;
 	return create(flags);
+}
+
+extern int __close(int fd); /* glibc's, under the name close() had before us */
+
+KQ_API int close(int fd)
+{
+	struct kq *kq = __atomic_load_n(&reg_live, __ATOMIC_RELAXED) ? kq_get(fd) : NULL;
+	int r = __close(fd);
+	if (kq) {
+		if (r == 0) {
+			/* The sleepers look again, and find the number gone. */
+			kq_dead(kq);
+			uint64_t v = 1;
+			ssize_t w = write(kq->evfd, &v, sizeof v);
+			(void)w;
+		}
+		kq_put(kq);
+	}
+	return r;
 }

@@ -7,9 +7,10 @@
 struct kq_knote;
 
 /* An EVFILT_AIO or EVFILT_LIO knote on the kqueue kqfd for ident, reported
- * with udata and flags (EV_ONESHOT, EV_CLEAR, EV_DISPATCH). It replaces one
- * already there for ident. The caller holds a reference. NULL with *err set:
- * EBADF (kqfd is no kqueue), EINVAL (other flags), ENOMEM. */
+ * with udata and flags (EV_ONESHOT, EV_CLEAR, EV_DISPATCH). An EVFILT_AIO
+ * knote replaces one already there for ident; EVFILT_LIO knotes for one list
+ * array live side by side, one per lio_listio call. The caller holds a reference. NULL with *err
+ * set: EBADF (kqfd is no kqueue), EINVAL (other flags), ENOMEM. */
 struct kq_knote *kq_post_attach(int kqfd, short filter, uintptr_t ident, void *udata,
 				unsigned flags, int *err);
 void kq_post_ref(struct kq_knote *kn);

@@ -1,0 +1,206 @@
+/* Every job ends exactly once, whatever the program does around it: the cases
+ * outside suites and hostile programs found (issue 12). Each failed before
+ * its fix, on both backends. */
+#include "kqt.h"
+
+#include <limits.h>
+#include <poll.h>
+#include <sys/event.h>
+#include <sys/socket.h>
+#include <time.h>
+
+TestSuite(once, .timeout = 30);
+
+static void xpipe(int p[2])
+{
+	cr_assert_eq(pipe2(p, O_CLOEXEC), 0, "pipe: %s", strerror(errno));
+}
+
+static void xwrite(int fd, const void *buf, size_t n)
+{
+	cr_assert_eq(write(fd, buf, n), (ssize_t)n, "write: %s", strerror(errno));
+}
+
+/* Waits up to secs seconds for cb; returns aio_return's value. */
+static ssize_t wait_for(struct aiocb *cb, int secs)
+{
+	const struct aiocb *l[1] = {cb};
+	struct timespec ts = {secs, 0};
+	while (aio_error(cb) == EINPROGRESS) {
+		int r = aio_suspend(l, 1, &ts);
+		cr_assert(r == 0 || errno == EINTR, "job on fd %d not done after %d s (%s)",
+			  cb->aio_fildes, secs, strerror(errno));
+	}
+	return aio_return(cb);
+}
+
+/* aio_fsync ignores every field but aio_fildes and aio_sigevent (LTP aio_fsync cases). */
+Test(once, fsync_ignores_reqprio)
+{
+	int fd = kqt_file(4096);
+	struct aiocb cb;
+	kqt_cb(&cb, fd, NULL, 0, 0);
+	cb.aio_reqprio = -1;
+	cr_assert_eq(aio_fsync(O_SYNC, &cb), 0, "aio_fsync: %s", strerror(errno));
+	cr_assert_eq(wait_for(&cb, 10), 0);
+	cb.aio_reqprio = AIO_PRIO_DELTA_MAX + 1;
+	cr_assert_eq(aio_fsync(O_DSYNC, &cb), 0, "aio_fsync: %s", strerror(errno));
+	cr_assert_eq(wait_for(&cb, 10), 0);
+	close(fd);
+}
+
+/* An aiocb whose submission failed names no request: aio_suspend waits for
+ * the one that is in flight, not returning at once. */
+Test(once, suspend_ignores_failed_submission)
+{
+	int p[2];
+	xpipe(p);
+	char buf[8], bad[8];
+	struct aiocb live, dead;
+	kqt_cb(&live, p[0], buf, sizeof buf, 0);
+	cr_assert_eq(aio_read(&live), 0);
+	kqt_cb(&dead, -1, bad, sizeof bad, 0);
+	cr_assert_eq(aio_read(&dead), -1);
+	cr_assert_eq(errno, EBADF);
+	const struct aiocb *l[2] = {&dead, &live};
+	struct timespec ts = {0, 100 * 1000 * 1000};
+	cr_assert_eq(aio_suspend(l, 2, &ts), -1, "aio_suspend returned with nothing done");
+	cr_assert_eq(errno, EAGAIN);
+	xwrite(p[1], "x", 1);
+	cr_assert_eq(aio_suspend(l, 2, NULL), 0);
+	cr_assert_eq(wait_for(&live, 10), 1);
+	close(p[0]);
+	close(p[1]);
+}
+
+/* Two lists in flight at once from one array: each has its EVFILT_LIO. */
+Test(once, two_lists_one_array_two_events)
+{
+	int kq = kqueue();
+	cr_assert(kq >= 0);
+	int a[2], b[2];
+	xpipe(a);
+	xpipe(b);
+	char ba[4], bb[4];
+	struct aiocb ca, cbb;
+	kqt_cb(&ca, a[0], ba, sizeof ba, 0);
+	ca.aio_lio_opcode = LIO_READ;
+	kqt_cb(&cbb, b[0], bb, sizeof bb, 0);
+	cbb.aio_lio_opcode = LIO_READ;
+	struct aiocb *list[1] = {&ca};
+	struct sigevent sev = {.sigev_notify = SIGEV_KEVENT, .sigev_notify_kqueue = kq};
+	sev.sigev_value.sival_int = 1;
+	cr_assert_eq(lio_listio(LIO_NOWAIT, list, 1, &sev), 0, "%s", strerror(errno));
+	list[0] = &cbb;
+	sev.sigev_value.sival_int = 2;
+	cr_assert_eq(lio_listio(LIO_NOWAIT, list, 1, &sev), 0, "%s", strerror(errno));
+	xwrite(a[1], "a", 1);
+	xwrite(b[1], "b", 1);
+	int seen = 0;
+	struct timespec end;
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += 10;
+	while (seen != 3) {
+		struct kevent ev[4];
+		struct timespec ts = {0, 100 * 1000 * 1000};
+		int n = kevent(kq, NULL, 0, ev, 4, &ts);
+		cr_assert(n >= 0, "kevent: %s", strerror(errno));
+		for (int i = 0; i < n; i++) {
+			cr_assert_eq(ev[i].filter, EVFILT_LIO);
+			cr_assert_eq(ev[i].ident, (uintptr_t)list);
+			int id = (int)(intptr_t)ev[i].udata;
+			cr_assert(id == 1 || id == 2, "udata %d", id);
+			cr_assert(!(seen & id), "list %d reported twice", id);
+			seen |= id;
+		}
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		cr_assert(now.tv_sec < end.tv_sec, "EVFILT_LIO events seen: mask %d of 3", seen);
+	}
+	cr_assert_eq(aio_return(&ca), 1);
+	cr_assert_eq(aio_return(&cbb), 1);
+	close(kq);
+	close(a[0]), close(a[1]), close(b[0]), close(b[1]);
+}
+
+struct kwait {
+	int kq, n, err;
+	struct timespec *ts;
+};
+
+static void *kevent_thread(void *arg)
+{
+	struct kwait *w = arg;
+	struct kevent ev;
+	w->n = kevent(w->kq, NULL, 0, &ev, 1, w->ts);
+	w->err = errno;
+	return NULL;
+}
+
+/* Joins t within secs seconds, or fails the test. */
+static void join_within(pthread_t t, int secs, const char *what)
+{
+	struct timespec dl;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += secs;
+	int r = pthread_timedjoin_np(t, NULL, &dl);
+	cr_assert_eq(r, 0, "%s: still blocked after %d s", what, secs);
+}
+
+/* A timeout near LONG_MAX is a long wait, not an overflow (UBSan) or none. */
+Test(once, kevent_timeout_near_long_max)
+{
+	int kq = kqueue();
+	cr_assert(kq >= 0);
+	struct kevent ch[2];
+	int p[2];
+	xpipe(p);
+	EV_SET(&ch[0], 1, EVFILT_USER, EV_ADD | EV_CLEAR, 0, 0, NULL);
+	/* Readiness that reports nothing (a disabled-on-fire knote's second edge)
+	 * makes the wait go round again, where it computes what is left. */
+	EV_SET(&ch[1], p[0], EVFILT_READ, EV_ADD | EV_DISPATCH, 0, 0, NULL);
+	cr_assert_eq(kevent(kq, ch, 2, NULL, 0, NULL), 0);
+	struct timespec ts = {LONG_MAX, 999999999};
+	struct kwait w = {.kq = kq, .ts = &ts};
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, kevent_thread, &w), 0);
+	usleep(50 * 1000);
+	EV_SET(&ch[0], 1, EVFILT_USER, 0, NOTE_TRIGGER, 0, NULL);
+	cr_assert_eq(kevent(kq, ch, 1, NULL, 0, NULL), 0);
+	join_within(t, 10, "kevent");
+	cr_assert_eq(w.n, 1, "kevent returned %d (%s)", w.n, strerror(w.err));
+	struct timespec ts2 = {LONG_MAX, 999999999}, zero = {0, 0};
+	struct kevent ev;
+	cr_assert_eq(kevent(kq, NULL, 0, &ev, 1, &zero), 0);
+	xwrite(p[1], "x", 1);
+	cr_assert_eq(kevent(kq, NULL, 0, &ev, 1, &ts2), 1);
+	cr_assert_eq(ev.ident, (uintptr_t)p[0]);
+	/* aio_suspend and aio_waitcomplete take such timeouts too. */
+	char buf[1];
+	struct aiocb cb;
+	kqt_cb(&cb, p[0], buf, 1, 0);
+	cr_assert_eq(aio_read(&cb), 0);
+	const struct aiocb *l[1] = {&cb};
+	cr_assert_eq(aio_suspend(l, 1, &ts2), 0);
+	struct aiocb *got;
+	cr_assert_eq(aio_waitcomplete(&got, &ts2), 1);
+	cr_assert_eq(got, &cb);
+	close(kq);
+	close(p[0]);
+	close(p[1]);
+}
+
+/* close(kq) wakes a thread blocked in kevent() on it, as FreeBSD does. */
+Test(once, close_wakes_kevent)
+{
+	int kq = kqueue();
+	cr_assert(kq >= 0);
+	struct kwait w = {.kq = kq, .ts = NULL};
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, kevent_thread, &w), 0);
+	usleep(100 * 1000);
+	cr_assert_eq(close(kq), 0);
+	join_within(t, 10, "kevent after close(kq)");
+	cr_assert_eq(w.n, -1);
+	cr_assert_eq(w.err, EBADF, "kevent: %s", strerror(w.err));
+}
