@@ -49,7 +49,8 @@ struct kq_job {
 	struct kq_fd *fdst;
 	uint32_t gen;
 	uint8_t op, where, flags;
-	int fd;
+	int fd;	 /* the program's number */
+	int kfd; /* what the I/O goes through: the file fd named at submission */
 	off_t off;
 	size_t nbytes, done;	/* bytes asked for, bytes moved so far */
 	struct iovec *iov;	/* what is left to move */
@@ -87,13 +88,20 @@ struct kq_list {
 	struct kq_list *next_free;
 };
 
-/* Per fd, only for fds with writes, fsyncs, streams or appends in flight. */
+/* Per open file with jobs in flight (fd.c). */
 struct kq_fd {
-	int fd;
+	int fd;	  /* the program's number, while it names this file */
+	int kfd;  /* our duplicate of it, closed with the last job */
+	int refs; /* jobs holding kfd */
+	int fl;	  /* with dev and ino: which file, to tell a reused number */
+	uint64_t dev, ino;
 	struct kq_link rq, wq; /* ordered reads / writes; the head is the one active */
 	struct kq_link wb;     /* writes and fsyncs in submission order (the barrier) */
-	uint32_t armed;	       /* epoll events armed */
+	struct kq_link link;   /* every kq_fd with a duplicate, for a forked child */
+	uint32_t armed;	       /* epoll events armed on kfd */
 	int registered;
+	int kicked;		 /* on the poller's list of write heads to try */
+	struct kq_fd *next_free; /* free list, or the poller's list */
 };
 
 /* Notifications owed once the lock is dropped. */
@@ -152,6 +160,7 @@ void kq_job_reap(struct kq_job *j);	    /* lock held: unbind and free a DONE job
 enum { KQ_FD_SEEKABLE = 1, KQ_FD_STREAM = 2 };
 struct kq_fdinfo {
 	int fd, fl, kind, mem; /* mem: a regular file on tmpfs or ramfs */
+	uint64_t dev, ino;
 };
 int kq_submit(struct aiocb *cb, int sub, struct kq_list *list, struct kq_fdinfo *fi, int *errp);
 int kq_lio_sub(int opcode);
@@ -177,9 +186,13 @@ void kq_inline_hold(int on);			     /* a list is being queued: wait for its end 
 void kq_inline_fork_child(void);
 
 /* fd.c */
-int kq_fd_enqueue(struct kq_job *j);   /* lock held: order, barrier, dispatch; 0 or errno */
-void kq_fd_job_done(struct kq_job *j); /* lock held: release what waited on j */
-void kq_fd_reset(void);
+int kq_fd_describe(int fd, struct kq_fdinfo *fi);	/* flags, kind, identity: 0 or EBADF */
+struct kq_fd *kq_fd_lookup(const struct kq_fdinfo *fi); /* lock held: its jobs' state, or NULL */
+/* Lock held: take the file, order, barrier, dispatch; 0 or errno. */
+int kq_fd_enqueue(struct kq_job *j, const struct kq_fdinfo *fi);
+void kq_fd_job_done(struct kq_job *j); /* lock held: release what waited on j, and the file */
+void kq_fd_put(struct kq_fd *f);       /* lock held: drop a hold (refs) on f */
+void kq_fd_fork_child(void);
 
 /* io.c */
 /* Moves bytes for j from j->done on. nowait: never block (stream fds).
@@ -216,6 +229,7 @@ void kq_stats_init(void);
 void kq_pool_submit(struct kq_job *j); /* lock held */
 int kq_pool_cancel(struct kq_job *j);  /* lock held: 1 if taken back before it ran */
 void kq_stream_arm(struct kq_fd *f);   /* lock held: wait for readiness of head jobs */
+void kq_stream_kick(struct kq_fd *f);  /* lock held: a write heads f: try it before waiting */
 void kq_stream_fork_child(void);
 
 /* backend/uring.c */

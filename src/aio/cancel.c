@@ -35,6 +35,9 @@ KQ_API int aio_cancel(int fd, struct aiocb *cb)
 	struct kq_batch b;
 	kq_batch_init(&b);
 	int result = AIO_ALLDONE;
+	/* Without cb: the jobs on the file fd names now, not one it named before. */
+	struct kq_fdinfo fi = {.fd = -1, .fl = -1};
+	int known = !cb && kq_fd_describe(fd, &fi) == 0;
 	pthread_mutex_lock(&kq_aio.lock);
 	if (cb) {
 		struct kq_job *j = kq_job_of(cb);
@@ -51,10 +54,11 @@ KQ_API int aio_cancel(int fd, struct aiocb *cb)
 	}
 	int notcanceled = 0;
 	struct kq_link *l = kq_aio.active.next;
-	while (l != &kq_aio.active) {
+	struct kq_fd *f = known ? kq_fd_lookup(&fi) : NULL;
+	while (f && l != &kq_aio.active) {
 		struct kq_job *j = kq_container_of(l, struct kq_job, alink);
 		l = l->next;
-		if (j->fd != fd)
+		if (j->fdst != f)
 			continue;
 		if (!take_back(j)) {
 			notcanceled = 1;
@@ -67,6 +71,7 @@ KQ_API int aio_cancel(int fd, struct aiocb *cb)
 		kq_batch_flush(&b);
 		pthread_mutex_lock(&kq_aio.lock);
 		l = kq_aio.active.next;
+		f = kq_fd_lookup(&fi); /* gone with its last job, or still there */
 		notcanceled = 0;
 	}
 	pthread_mutex_unlock(&kq_aio.lock);

@@ -84,7 +84,10 @@ void kq_dispatch(struct kq_job *j)
 {
 	if ((j->flags & (KQ_J_STREAM | KQ_J_BLOCKING)) == KQ_J_STREAM) {
 		j->where = KQ_W_POLL;
-		kq_stream_arm(j->fdst);
+		if (j->op == KQ_OP_WRITE)
+			kq_stream_kick(j->fdst);
+		else
+			kq_stream_arm(j->fdst);
 	} else if ((j->flags & KQ_J_INLINE) && kq_inline_take(j)) {
 		/* done by the submitter, after the lock */
 	} else if (kq_aio.backend != KQ_BE_URING || (j->flags & KQ_J_BLOCKING) ||

@@ -1,43 +1,142 @@
-/* Per-fd state: submission order for streams and O_APPEND writes, and the
- * write list that makes aio_fsync a barrier for earlier writes on its fd. */
+/* Per open file: the duplicate every job does its I/O through, so a job
+ * reads and writes the file its fd named at submission whatever the number
+ * names later (FreeBSD holds a file reference per job); submission order for
+ * streams and O_APPEND writes; and the write list that makes aio_fsync a
+ * barrier for earlier writes on its file. */
 #include "aio/aio.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
-static struct kq_fd *fd_get(int fd)
+static struct kq_fd *free_fds;
+static struct kq_link live = {&live, &live}; /* every kq_fd holding a duplicate */
+
+int kq_fd_describe(int fd, struct kq_fdinfo *fi)
 {
+	if (fi->fd != fd) {
+		fi->fd = fd;
+		fi->fl = fcntl(fd, F_GETFL);
+		fi->kind = 0;
+	}
+	if (fi->fl < 0 || (fi->fl & O_PATH))
+		return EBADF;
+	if (!fi->kind) {
+		/* The mount too: it tells a tmpfs file (see inline.c) without
+		 * another call, where the kernel has unique mount ids. */
+		struct statx sx;
+		unsigned mask =
+		    STATX_TYPE | STATX_INO | (kq_config.inline_max ? KQ_STATX_MNT_ID_UNIQUE : 0);
+		if (statx(fd, "", AT_EMPTY_PATH, mask, &sx) < 0)
+			return EBADF;
+		mode_t mode = sx.stx_mode;
+		fi->dev = (uint64_t)sx.stx_dev_major << 32 | sx.stx_dev_minor;
+		fi->ino = sx.stx_ino;
+		fi->mem = S_ISREG(mode) && kq_config.inline_max && kq_inline_memfs(fd, &sx);
+		/* Character devices that seek (/dev/zero, /dev/null) take offsets like
+		 * files; ttys, pipes and sockets are streams. */
+		fi->kind =
+		    S_ISREG(mode) || S_ISBLK(mode) || (S_ISCHR(mode) && lseek(fd, 0, SEEK_CUR) >= 0)
+			? KQ_FD_SEEKABLE
+			: KQ_FD_STREAM;
+	}
+	return 0;
+}
+
+static int same_file(const struct kq_fd *f, const struct kq_fdinfo *fi)
+{
+	return f->dev == fi->dev && f->ino == fi->ino && f->fl == fi->fl;
+}
+
+struct kq_fd *kq_fd_lookup(const struct kq_fdinfo *fi)
+{
+	struct kq_fd *f = fi->fd < kq_aio.nfds ? kq_aio.fds[fi->fd] : NULL;
+	return f && same_file(f, fi) ? f : NULL;
+}
+
+/* The state of the file fi describes, with a duplicate of its fd; 0 or errno. */
+static int fd_get(const struct kq_fdinfo *fi, struct kq_fd **fp)
+{
+	int fd = fi->fd;
 	if (fd >= kq_aio.nfds) {
 		int n = kq_aio.nfds ? kq_aio.nfds : 64;
 		while (n <= fd)
 			n *= 2;
 		struct kq_fd **t = realloc(kq_aio.fds, sizeof *t * (size_t)n);
 		if (!t)
-			return NULL;
+			return EAGAIN;
 		memset(t + kq_aio.nfds, 0, sizeof *t * (size_t)(n - kq_aio.nfds));
 		kq_aio.fds = t;
 		kq_aio.nfds = n;
 	}
 	struct kq_fd *f = kq_aio.fds[fd];
-	if (!f) {
-		f = calloc(1, sizeof *f);
-		if (!f)
-			return NULL;
-		f->fd = fd;
-		kq_list_init(&f->rq);
-		kq_list_init(&f->wq);
-		kq_list_init(&f->wb);
-		kq_aio.fds[fd] = f;
+	if (f && same_file(f, fi)) {
+		*fp = f;
+		return 0;
 	}
-	return f;
+	/* The number was closed and names another file now: the old state
+	 * stays with the jobs still using it. */
+	kq_aio.fds[fd] = NULL;
+	if ((f = free_fds))
+		free_fds = f->next_free;
+	else if (!(f = malloc(sizeof *f)))
+		return EAGAIN;
+	memset(f, 0, sizeof *f);
+	f->kfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (f->kfd < 0) {
+		int err = errno == EBADF ? EBADF : EAGAIN; /* EMFILE: out of descriptors */
+		f->next_free = free_fds;
+		free_fds = f;
+		return err;
+	}
+	f->fd = fd;
+	f->dev = fi->dev;
+	f->ino = fi->ino;
+	f->fl = fi->fl;
+	kq_list_init(&f->rq);
+	kq_list_init(&f->wq);
+	kq_list_init(&f->wb);
+	kq_list_add_tail(&live, &f->link);
+	kq_aio.fds[fd] = f;
+	*fp = f;
+	return 0;
 }
 
-void kq_fd_reset(void)
+/* The last job on the file is over: let the duplicate go, so a close by the
+ * program closes the file. The memory is kept for the next file, never
+ * freed: an event the poller took before the DEL may still name it. */
+void kq_fd_put(struct kq_fd *f)
 {
-	/* After fork the table describes the parent's jobs: start a new one. */
+	if (--f->refs)
+		return;
+	if (f->registered)
+		epoll_ctl(kq_aio.epfd, EPOLL_CTL_DEL, f->kfd, NULL);
+	kq_close(f->kfd);
+	f->kfd = -1;
+	f->registered = 0;
+	f->armed = 0;
+	if (f->fd < kq_aio.nfds && kq_aio.fds[f->fd] == f)
+		kq_aio.fds[f->fd] = NULL;
+	kq_list_del(&f->link);
+	f->next_free = free_fds;
+	free_fds = f;
+}
+
+void kq_fd_fork_child(void)
+{
+	/* The table describes the parent's jobs; their duplicates are ours to close. */
+	for (struct kq_link *l; (l = kq_list_first(&live));) {
+		struct kq_fd *f = kq_container_of(l, struct kq_fd, link);
+		kq_list_del(l);
+		kq_close(f->kfd);
+	}
 	kq_aio.fds = NULL;
 	kq_aio.nfds = 0;
+	free_fds = NULL;
 }
 
 static int is_sync(const struct kq_job *j)
@@ -45,17 +144,21 @@ static int is_sync(const struct kq_job *j)
 	return j->op == KQ_OP_FSYNC || j->op == KQ_OP_FDSYNC;
 }
 
-int kq_fd_enqueue(struct kq_job *j)
+int kq_fd_enqueue(struct kq_job *j, const struct kq_fdinfo *fi)
 {
-	int sync = is_sync(j);
-	if (!(j->flags & KQ_J_ORDERED) && j->op != KQ_OP_WRITE && !sync) {
-		kq_dispatch(j);
+	/* Done before this call returns: the program's fd is the file it named. */
+	if ((j->flags & KQ_J_INLINE) && kq_inline_take(j)) {
+		j->kfd = j->fd;
 		return 0;
 	}
-	struct kq_fd *f = fd_get(j->fd);
-	if (!f)
-		return EAGAIN;
+	struct kq_fd *f;
+	int err = fd_get(fi, &f);
+	if (err)
+		return err;
+	f->refs++;
 	j->fdst = f;
+	j->kfd = f->kfd;
+	int sync = is_sync(j);
 	if (sync && !kq_list_empty(&f->wb)) {
 		/* Only a write can head the list: fsyncs leave it as they reach the head. */
 		kq_list_add_tail(&f->wb, &j->wlink);
@@ -101,4 +204,6 @@ void kq_fd_job_done(struct kq_job *j)
 		if (was_head && l)
 			kq_dispatch(kq_container_of(l, struct kq_job, qlink));
 	}
+	j->fdst = NULL;
+	kq_fd_put(f);
 }

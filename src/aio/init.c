@@ -52,7 +52,7 @@ static void fork_child(void)
 	kq_notify_fork_child();
 	__atomic_add_fetch(&kq_epoch, 1, __ATOMIC_RELEASE);
 	state_reset();
-	kq_fd_reset();
+	kq_fd_fork_child();
 	kq_stream_fork_child();
 	kq_stats_reset();
 }

@@ -22,7 +22,7 @@ void kq_job_advance(struct kq_job *j, size_t n)
 int kq_job_io(struct kq_job *j, int nowait, ssize_t *res, int *err)
 {
 	if (j->op == KQ_OP_FSYNC || j->op == KQ_OP_FDSYNC) {
-		int r = j->op == KQ_OP_FSYNC ? fsync(j->fd) : fdatasync(j->fd);
+		int r = j->op == KQ_OP_FSYNC ? fsync(j->kfd) : fdatasync(j->kfd);
 		*res = r;
 		*err = r ? errno : 0;
 		return 0;
@@ -31,8 +31,8 @@ int kq_job_io(struct kq_job *j, int nowait, ssize_t *res, int *err)
 	int flags = nowait ? RWF_NOWAIT : 0;
 	while (j->done < j->nbytes) {
 		off_t off = stream ? -1 : j->off + (off_t)j->done;
-		ssize_t n = j->op == KQ_OP_READ ? preadv2(j->fd, j->iov, j->iovcnt, off, flags)
-						: pwritev2(j->fd, j->iov, j->iovcnt, off, flags);
+		ssize_t n = j->op == KQ_OP_READ ? preadv2(j->kfd, j->iov, j->iovcnt, off, flags)
+						: pwritev2(j->kfd, j->iov, j->iovcnt, off, flags);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;

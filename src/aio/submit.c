@@ -27,36 +27,6 @@ struct req {
 	const struct iovec *uiov;
 };
 
-/* The fd's flags and kind, asked of the kernel once per fd per call: a
- * lio_listio of many entries on one fd costs two system calls, not two each. */
-static int describe(int fd, struct kq_fdinfo *fi, int need_kind)
-{
-	if (fi->fd != fd) {
-		fi->fd = fd;
-		fi->fl = fcntl(fd, F_GETFL);
-		fi->kind = fi->mem = 0;
-	}
-	if (fi->fl < 0 || (fi->fl & O_PATH))
-		return EBADF;
-	if (need_kind && !fi->kind) {
-		/* The mount too: it tells a tmpfs file (see inline.c) without
-		 * another call, where the kernel has unique mount ids. */
-		struct statx sx;
-		unsigned mask = STATX_TYPE | (kq_config.inline_max ? KQ_STATX_MNT_ID_UNIQUE : 0);
-		if (statx(fd, "", AT_EMPTY_PATH, mask, &sx) < 0)
-			return EBADF;
-		mode_t mode = sx.stx_mode;
-		fi->mem = S_ISREG(mode) && kq_config.inline_max && kq_inline_memfs(fd, &sx);
-		/* Character devices that seek (/dev/zero, /dev/null) take offsets like
-		 * files; ttys, pipes and sockets are streams. */
-		fi->kind =
-		    S_ISREG(mode) || S_ISBLK(mode) || (S_ISCHR(mode) && lseek(fd, 0, SEEK_CUR) >= 0)
-			? KQ_FD_SEEKABLE
-			: KQ_FD_STREAM;
-	}
-	return 0;
-}
-
 /* Checks done without the lock; fills r. Returns 0 or the errno. */
 static int validate(struct aiocb *cb, int sub, struct req *r, struct kq_fdinfo *fi)
 {
@@ -67,7 +37,9 @@ static int validate(struct aiocb *cb, int sub, struct req *r, struct kq_fdinfo *
 	int err = kq_sigevent_check(&cb->aio_sigevent);
 	if (err)
 		return err;
-	if ((err = describe(cb->aio_fildes, fi, !sync)))
+	/* Once per fd per call: a lio_listio of many entries on one fd costs
+	 * two system calls, not two each. */
+	if ((err = kq_fd_describe(cb->aio_fildes, fi)))
 		return err;
 	r->flags = 0;
 	r->iovcnt = 0;
@@ -181,7 +153,9 @@ int kq_submit(struct aiocb *cb, int sub, struct kq_list *list, struct kq_fdinfo 
 {
 	struct req r = {0};
 	struct kq_fdinfo own = {.fd = -1, .fl = -1};
-	int err = validate(cb, sub, &r, fi ? fi : &own);
+	if (!fi)
+		fi = &own;
+	int err = validate(cb, sub, &r, fi);
 	/* A job bound for the pool is accepted only where a thread can run it. */
 	if (!err && (kq_aio.backend != KQ_BE_URING || (r.flags & KQ_J_STREAM)))
 		err = kq_tpool_ensure(&kq_aio.workers);
@@ -212,7 +186,7 @@ int kq_submit(struct aiocb *cb, int sub, struct kq_list *list, struct kq_fdinfo 
 	if (!err) {
 		err = bind_job(j, cb, &r, list);
 		if (!err)
-			err = kq_fd_enqueue(j);
+			err = kq_fd_enqueue(j, fi);
 		if (err) {
 			/* Nothing was queued: undo the binding, record the failure. */
 			if (j->list) {

@@ -45,4 +45,12 @@ static inline struct kq_link *kq_list_first(struct kq_link *head)
 	return kq_list_empty(head) ? NULL : head->next;
 }
 
+/* glibc's close(), past ours (kqueue.c): our own fds are never kqueues, and
+ * some are closed under the registry's lock. */
+extern int __close(int fd);
+static inline int kq_close(int fd)
+{
+	return __close(fd);
+}
+
 #endif

@@ -23,7 +23,7 @@ static int proc_attach(struct kq *kq, struct kq_knote *kn, const struct kevent *
 				 .data.u64 = KQ_TOKEN(KQ_TAG_PROC, kn->gen, kev->ident)};
 	if (epoll_ctl(kq->epfd, EPOLL_CTL_ADD, fd, &ev)) {
 		int err = errno;
-		close(fd);
+		kq_close(fd);
 		return err;
 	}
 	kn->u.proc.pidfd = fd;
@@ -35,7 +35,7 @@ static void proc_detach(struct kq *kq, struct kq_knote *kn)
 	if (kn->u.proc.pidfd < 0)
 		return;
 	epoll_ctl(kq->epfd, EPOLL_CTL_DEL, kn->u.proc.pidfd, NULL);
-	close(kn->u.proc.pidfd);
+	kq_close(kn->u.proc.pidfd);
 	kn->u.proc.pidfd = -1;
 }
 
@@ -78,7 +78,7 @@ void kq_proc_fork_child(struct kq *kq)
 	for (size_t i = 0; kq->hash && i <= kq->hmask; i++)
 		for (struct kq_knote *kn = kq->hash[i]; kn; kn = kn->hnext)
 			if (kn->filter == EVFILT_PROC && kn->u.proc.pidfd >= 0)
-				close(kn->u.proc.pidfd);
+				kq_close(kn->u.proc.pidfd);
 }
 
 const struct kq_filter kq_filt_proc = {

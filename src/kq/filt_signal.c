@@ -317,7 +317,7 @@ void kq_signal_fork_child(void)
 		int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (fd >= 0) {
 			dup3(fd, sig_evfd, O_CLOEXEC);
-			close(fd);
+			kq_close(fd);
 		}
 	}
 	unlock_sigs(&fork_mask);

@@ -103,7 +103,7 @@ static int ensure_fd(struct kq *kq)
 	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = KQ_TOKEN(KQ_TAG_TIMER, 0, 0)};
 	if (epoll_ctl(kq->epfd, EPOLL_CTL_ADD, fd, &ev)) {
 		int err = errno;
-		close(fd);
+		kq_close(fd);
 		return err;
 	}
 	kq->tmfd = fd;

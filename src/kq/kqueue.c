@@ -23,11 +23,11 @@ static void destroy(struct kq *kq)
 	pthread_mutex_lock(&kq->lock);
 	kq_knote_free_all(kq);
 	pthread_mutex_unlock(&kq->lock);
-	close(kq->evfd);
+	kq_close(kq->evfd);
 	if (kq->tmfd >= 0)
-		close(kq->tmfd);
+		kq_close(kq->tmfd);
 	if (kq->inofd >= 0)
-		close(kq->inofd);
+		kq_close(kq->inofd);
 	free(kq->fds);
 	free(kq->heap);
 	pthread_mutex_destroy(&kq->lock);
@@ -146,12 +146,12 @@ static void fork_child(void)
 		if (!kq)
 			continue;
 		reg[i] = NULL;
-		close(kq->epfd);
-		close(kq->evfd);
+		kq_close(kq->epfd);
+		kq_close(kq->evfd);
 		if (kq->tmfd >= 0)
-			close(kq->tmfd);
+			kq_close(kq->tmfd);
 		if (kq->inofd >= 0)
-			close(kq->inofd);
+			kq_close(kq->inofd);
 		kq_proc_fork_child(kq);
 		kq_signal_forget(kq);
 		pthread_mutex_unlock(&kq->lock);
@@ -207,9 +207,9 @@ static int create(unsigned flags)
 	}
 	if (err) {
 		if (kq->epfd >= 0)
-			close(kq->epfd);
+			kq_close(kq->epfd);
 		if (kq->evfd >= 0)
-			close(kq->evfd);
+			kq_close(kq->evfd);
 		pthread_mutex_destroy(&kq->lock);
 		free(kq);
 		return errno = err, -1;
@@ -229,12 +229,10 @@ KQ_API int kqueuex(unsigned int flags)
 	return create(flags);
 }
 
-extern int __close(int fd); /* glibc's, under the name close() had before us */
-
 KQ_API int close(int fd)
 {
 	struct kq *kq = __atomic_load_n(&reg_live, __ATOMIC_RELAXED) ? kq_get(fd) : NULL;
-	int r = __close(fd);
+	int r = kq_close(fd);
 	if (kq) {
 		if (r == 0) {
 			/* The sleepers look again, and find the number gone. */

@@ -1,9 +1,14 @@
 /* Streams (pipes, sockets, ttys): a job waits for readiness in one epoll set
- * served by one thread, not in a blocked worker, so it stays cancellable. */
+ * served by one thread, not in a blocked worker, so it stays cancellable. A
+ * write is tried before it waits: readiness can say no where a write would
+ * go through (an AF_UNIX datagram socket is writable to poll only while a
+ * quarter of its send buffer is free). */
 #include "aio/aio.h"
 
 #include <errno.h>
+#include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "common/env.h"
@@ -34,6 +39,34 @@ static void try_io(struct kq_job *j, struct kq_batch *b)
 	}
 }
 
+static int kick_fd = -1;     /* an eventfd in the set: kicked has work */
+static struct kq_fd *kicked; /* lock held: write heads to try, each held */
+
+/* Tries the write heads kq_stream_kick queued; waits for those that must. */
+static void run_kicked(int epfd)
+{
+	uint64_t v;
+	if (read(kick_fd, &v, sizeof v) < 0 && errno != EAGAIN)
+		return;
+	pthread_mutex_lock(&kq_aio.lock);
+	struct kq_fd *f;
+	while (kq_aio.epfd == epfd && (f = kicked)) {
+		kicked = f->next_free;
+		f->kicked = 0;
+		struct kq_batch b;
+		kq_batch_init(&b);
+		struct kq_job *j = head_in(&f->wq);
+		if (j)
+			try_io(j, &b);
+		kq_stream_arm(f);
+		kq_fd_put(f);
+		pthread_mutex_unlock(&kq_aio.lock);
+		kq_batch_flush(&b);
+		pthread_mutex_lock(&kq_aio.lock);
+	}
+	pthread_mutex_unlock(&kq_aio.lock);
+}
+
 static void *poller(void *arg)
 {
 	int epfd = (int)(intptr_t)arg;
@@ -43,6 +76,10 @@ static void *poller(void *arg)
 		int n = epoll_wait(epfd, ev, 64, -1);
 		for (int i = 0; i < n; i++) {
 			struct kq_fd *f = ev[i].data.ptr;
+			if (!f) {
+				run_kicked(epfd);
+				continue;
+			}
 			uint32_t e = ev[i].events;
 			int any = e & (EPOLLERR | EPOLLHUP);
 			struct kq_batch b;
@@ -73,13 +110,39 @@ static int start(void)
 	int fd = epoll_create1(EPOLL_CLOEXEC);
 	if (fd < 0)
 		return errno;
-	int err = kq_thread_start(NULL, 64 * 1024, poller, (void *)(intptr_t)fd);
+	int err = 0;
+	kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+	if (kick_fd < 0 || epoll_ctl(fd, EPOLL_CTL_ADD, kick_fd, &ev) < 0)
+		err = errno;
+	if (!err)
+		err = kq_thread_start(NULL, 64 * 1024, poller, (void *)(intptr_t)fd);
 	if (err) {
-		close(fd);
+		kq_close(fd);
+		if (kick_fd >= 0)
+			kq_close(kick_fd);
+		kick_fd = -1;
 		return err;
 	}
 	kq_aio.epfd = fd;
 	return 0;
+}
+
+void kq_stream_kick(struct kq_fd *f)
+{
+	if (f->kicked)
+		return;
+	if (start()) {
+		kq_stream_arm(f); /* falls back to workers */
+		return;
+	}
+	f->kicked = 1;
+	f->refs++;
+	f->next_free = kicked;
+	kicked = f;
+	uint64_t one = 1;
+	if (write(kick_fd, &one, sizeof one) < 0)
+		kq_debug("kick: %s", strerror(errno));
 }
 
 /* Lock held: the fd cannot be waited on; its head jobs block in workers. */
@@ -108,9 +171,9 @@ void kq_stream_arm(struct kq_fd *f)
 		return;
 	}
 	struct epoll_event ev = {.events = want | EPOLLONESHOT, .data.ptr = f};
-	int r = epoll_ctl(kq_aio.epfd, f->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, f->fd, &ev);
+	int r = epoll_ctl(kq_aio.epfd, f->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, f->kfd, &ev);
 	if (r < 0 && (errno == ENOENT || errno == EEXIST))
-		r = epoll_ctl(kq_aio.epfd, errno == ENOENT ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, f->fd,
+		r = epoll_ctl(kq_aio.epfd, errno == ENOENT ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, f->kfd,
 			      &ev);
 	if (r < 0) {
 		/* EPERM: the file cannot be polled (/dev/zero, a regular file). EBADF: the
@@ -124,7 +187,10 @@ void kq_stream_arm(struct kq_fd *f)
 
 void kq_stream_fork_child(void)
 {
-	if (kq_aio.epfd >= 0)
-		close(kq_aio.epfd);
-	kq_aio.epfd = -1;
+	if (kq_aio.epfd >= 0) {
+		kq_close(kq_aio.epfd);
+		kq_close(kick_fd);
+	}
+	kq_aio.epfd = kick_fd = -1;
+	kicked = NULL;
 }

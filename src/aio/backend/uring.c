@@ -58,20 +58,20 @@ static void prep(struct io_uring_sqe *sqe, struct kq_job *j)
 	switch (j->op) {
 	case KQ_OP_READ:
 		if (one)
-			io_uring_prep_read(sqe, j->fd, j->iov[0].iov_base,
+			io_uring_prep_read(sqe, j->kfd, j->iov[0].iov_base,
 					   (unsigned)j->iov[0].iov_len, (__u64)off);
 		else
-			io_uring_prep_readv(sqe, j->fd, j->iov, (unsigned)j->iovcnt, (__u64)off);
+			io_uring_prep_readv(sqe, j->kfd, j->iov, (unsigned)j->iovcnt, (__u64)off);
 		break;
 	case KQ_OP_WRITE:
 		if (one)
-			io_uring_prep_write(sqe, j->fd, j->iov[0].iov_base,
+			io_uring_prep_write(sqe, j->kfd, j->iov[0].iov_base,
 					    (unsigned)j->iov[0].iov_len, (__u64)off);
 		else
-			io_uring_prep_writev(sqe, j->fd, j->iov, (unsigned)j->iovcnt, (__u64)off);
+			io_uring_prep_writev(sqe, j->kfd, j->iov, (unsigned)j->iovcnt, (__u64)off);
 		break;
 	default:
-		io_uring_prep_fsync(sqe, j->fd, j->op == KQ_OP_FDSYNC ? IORING_FSYNC_DATASYNC : 0);
+		io_uring_prep_fsync(sqe, j->kfd, j->op == KQ_OP_FDSYNC ? IORING_FSYNC_DATASYNC : 0);
 	}
 	io_uring_sqe_set_data(sqe, j);
 }
@@ -384,7 +384,7 @@ static int start_locked(void)
 		r = kq_thread_start(NULL, 64 * 1024, completer, NULL);
 	if (r) {
 		if (U.efd >= 0)
-			close(U.efd);
+			kq_close(U.efd);
 		U.efd = -1;
 		io_uring_queue_exit(&U.ring);
 		return r;
@@ -558,7 +558,7 @@ void kq_uring_fork_child(void)
 	/* The rings are shared with the parent: unmap them, never touch them. */
 	if (U.ready) {
 		io_uring_queue_exit(&U.ring);
-		close(U.efd);
+		kq_close(U.efd);
 		U.efd = -1;
 	}
 	U.ready = 0;
