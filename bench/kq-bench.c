@@ -694,8 +694,8 @@ int main(int argc, char **argv)
 			  NUSER + NTIMER + NPIPE);
 	}
 	if (selected("create", names, nnames))
-		printf("[1] kqaio's kqueue() makes an eventfd too (closed once the fd number is "
-		       "reused); raw makes the epoll fd only\n");
+		printf("[1] kqaio's kqueue() makes an eventfd and a duplicate of the epoll fd too "
+		       "(closed once the fd number is reused); raw makes the epoll fd only\n");
 	if (fds)
 		printf(
 		    "[2] %d USER, %d TIMER, %d pipe READ knotes (the pipes' own fds not counted); "

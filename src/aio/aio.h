@@ -127,6 +127,7 @@ struct kq_aio {
 	uint32_t waiters;      /* threads sleeping on seq */
 	long njobs;	       /* jobs not yet reaped */
 	struct kq_job *free_jobs;
+	struct kq_job *reaped; /* claimed without the lock, to be freed (job.c) */
 	struct kq_list *free_lists;
 	struct kq_fd **fds;
 	int nfds;
@@ -153,7 +154,12 @@ void kq_aio_init(void); /* once, on first use */
 struct kq_job *kq_job_alloc(void);	    /* lock held; NULL at the job limit or out of memory */
 void kq_job_free(struct kq_job *j);	    /* lock held */
 struct kq_job *kq_job_of(struct aiocb *cb); /* lock held: the cb's live job, or NULL */
-void kq_job_reap(struct kq_job *j);	    /* lock held: unbind and free a DONE job */
+/* Reaping a DONE job: claim its aiocb (no lock: the job, if this caller won
+ * it), then free it (lock held), or leave it to the next lock holder. */
+struct kq_job *kq_job_claim(struct aiocb *cb);
+void kq_job_reap(struct kq_job *j);   /* lock held: free a claimed job */
+void kq_job_reaped(struct kq_job *j); /* no lock, async-signal-safe */
+void kq_job_drain(void);	      /* lock held: free what kq_job_reaped left */
 
 /* submit.c */
 /* What submission learned of an fd (fd -1: nothing yet). */
@@ -215,8 +221,10 @@ void kq_notify_fork_parent(void);
 void kq_notify_fork_child(void);
 
 /* Sleeps on completions until ready(arg) is true. Returns 0, EAGAIN at the
- * deadline (NULL: none; poll: look once) or EINTR on a signal. */
-int kq_wait_until(int (*ready)(void *), void *arg, const struct timespec *deadline, int poll);
+ * deadline (NULL: none; poll: look once) or EINTR on a signal. nolock: in a
+ * signal handler that may have interrupted a lock holder, only the futex. */
+int kq_wait_until(int (*ready)(void *), void *arg, const struct timespec *deadline, int poll,
+		  int nolock);
 
 /* stats.c */
 void kq_stats_submitted(void);

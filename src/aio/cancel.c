@@ -22,6 +22,7 @@ static int take_back(struct kq_job *j)
 
 KQ_API int aio_cancel(int fd, struct aiocb *cb)
 {
+	KQ_ENTER(nested);
 	if (fcntl(fd, F_GETFD) < 0) {
 		errno = EBADF;
 		return -1;

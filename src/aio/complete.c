@@ -96,12 +96,15 @@ void kq_dispatch(struct kq_job *j)
 	}
 }
 
-int kq_wait_until(int (*ready)(void *), void *arg, const struct timespec *deadline, int poll)
+int kq_wait_until(int (*ready)(void *), void *arg, const struct timespec *deadline, int poll,
+		  int nolock)
 {
 	int err;
-	kq_uring_flush();
-	kq_uring_collect();
-	int how = !poll && kq_aio.backend == KQ_BE_URING ? kq_uring_wait_begin() : 0;
+	if (!nolock) {
+		kq_uring_flush();
+		kq_uring_collect();
+	}
+	int how = !poll && !nolock && kq_aio.backend == KQ_BE_URING ? kq_uring_wait_begin() : 0;
 	if (how) {
 		/* Completions reach this thread straight from the kernel. */
 		while (!(err = ready(arg) ? -1 : kq_uring_wait(deadline)))
@@ -112,7 +115,7 @@ int kq_wait_until(int (*ready)(void *), void *arg, const struct timespec *deadli
 	/* Announce the waiter before looking, so a completion after the look
 	 * either sees it and wakes it, or changes seq before it sleeps. */
 	__atomic_add_fetch(&kq_aio.waiters, 1, __ATOMIC_SEQ_CST);
-	if (!poll)
+	if (!poll && !nolock)
 		kq_uring_sleeping(); /* quiet jobs need the completion thread now */
 	for (;;) {
 		uint32_t seen = __atomic_load_n(&kq_aio.seq, __ATOMIC_SEQ_CST);

@@ -20,6 +20,7 @@ static void state_reset(void)
 	kq_aio.waiters = 0;
 	/* The parent's jobs and lists are not ours: leave them, don't reuse them. */
 	kq_aio.free_jobs = NULL;
+	kq_aio.reaped = NULL;
 	kq_aio.free_lists = NULL;
 	kq_aio.pid = getpid();
 }
@@ -104,6 +105,7 @@ void kq_aio_init(void)
 
 KQ_API void aio_init(const struct aioinit *init)
 {
+	KQ_ENTER(nested);
 	kq_aio_init();
 	if (!init)
 		return;

@@ -1,6 +1,8 @@
-/* Job allocation from slabs kept on a free list, and the aiocb <-> job binding. */
+/* Job allocation from slabs kept on a free list, the aiocb <-> job binding,
+ * and reaping, which a signal handler may do. */
 #include "aio/aio.h"
 
+#include <errno.h>
 #include <stdlib.h>
 
 #include "kq/post.h"
@@ -9,6 +11,7 @@
 
 struct kq_job *kq_job_alloc(void)
 {
+	kq_job_drain();
 	if (kq_aio.njobs >= kq_config.max_jobs)
 		return NULL;
 	if (!kq_aio.free_jobs) {
@@ -72,9 +75,44 @@ struct kq_job *kq_job_of(struct aiocb *cb)
 	return j;
 }
 
+struct kq_job *kq_job_claim(struct aiocb *cb)
+{
+	struct kq_cbpriv *p = kq_priv(cb);
+	uint32_t m = KQ_CB_JOB;
+	if (__atomic_load_n(&cb->__error_code, __ATOMIC_ACQUIRE) == EINPROGRESS ||
+	    !__atomic_compare_exchange_n(&p->magic, &m, 0, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+		return NULL;
+	return p->job; /* bound before the magic was set, so seen after the exchange */
+}
+
 void kq_job_reap(struct kq_job *j)
 {
-	__atomic_store_n(&kq_priv(j->cb)->magic, 0, __ATOMIC_RELEASE);
 	kq_list_del(&j->qlink);
 	kq_job_free(j);
+}
+
+/* A claimed job waits here for whoever next holds the lock to free it: a
+ * stack pushed with compare-and-swap (a handler may push over an
+ * interrupted push) and emptied whole, so no entry is ever seen twice. */
+void kq_job_reaped(struct kq_job *j)
+{
+	if (j->kn)
+		kq_post_hide(j->kn);
+	struct kq_job *top = __atomic_load_n(&kq_aio.reaped, __ATOMIC_RELAXED);
+	do
+		j->next_free = top;
+	while (!__atomic_compare_exchange_n(&kq_aio.reaped, &top, j, 1, __ATOMIC_RELEASE,
+					    __ATOMIC_RELAXED));
+}
+
+void kq_job_drain(void)
+{
+	if (!__atomic_load_n(&kq_aio.reaped, __ATOMIC_RELAXED))
+		return;
+	struct kq_job *j = __atomic_exchange_n(&kq_aio.reaped, NULL, __ATOMIC_ACQUIRE);
+	while (j) {
+		struct kq_job *next = j->next_free;
+		kq_job_reap(j);
+		j = next;
+	}
 }

@@ -76,6 +76,7 @@ void kq_list_entry_done(struct kq_list *l, int failed, struct kq_batch *b)
 
 KQ_API int lio_listio(int mode, struct aiocb *const list[], int nent, struct sigevent *sig)
 {
+	KQ_ENTER(nested);
 	if ((mode != LIO_WAIT && mode != LIO_NOWAIT) || nent < 0 || (nent > 0 && !list)) {
 		errno = EINVAL;
 		return -1;

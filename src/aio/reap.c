@@ -1,26 +1,31 @@
-/* Reading results: aio_error (lock-free), aio_return and aio_waitcomplete (reaping). */
+/* Reading results without a lock, so a signal handler may: aio_error, and
+ * aio_return, which reaps; aio_waitcomplete reaps the oldest. */
 #include "aio/aio.h"
 
 #include <errno.h>
 
 #include "common/futex.h"
 
-KQ_API int aio_error(const struct aiocb *cb)
+/* The aiocb names a request of this process (done or not), or one whose
+ * submission failed. */
+static int named(const struct aiocb *cb)
 {
-	if (!cb) {
-		errno = EINVAL;
-		return -1;
-	}
 	struct kq_cbpriv *p = kq_priv((struct aiocb *)cb);
 	uint32_t m = __atomic_load_n(&p->magic, __ATOMIC_ACQUIRE);
-	if ((m != KQ_CB_JOB && m != KQ_CB_FAILED) ||
-	    __atomic_load_n(&p->epoch, __ATOMIC_RELAXED) !=
-		__atomic_load_n(&kq_epoch, __ATOMIC_RELAXED)) {
+	return (m == KQ_CB_JOB || m == KQ_CB_FAILED) &&
+	       __atomic_load_n(&p->epoch, __ATOMIC_RELAXED) ==
+		   __atomic_load_n(&kq_epoch, __ATOMIC_RELAXED);
+}
+
+KQ_API int aio_error(const struct aiocb *cb)
+{
+	KQ_ENTER(nested);
+	if (!cb || !named(cb)) {
 		errno = EINVAL;
 		return -1;
 	}
 	int e = __atomic_load_n(&cb->__error_code, __ATOMIC_ACQUIRE);
-	if (e == EINPROGRESS) {
+	if (e == EINPROGRESS && !nested) {
 		/* Lazy submissions and quiet completions wait no longer than
 		 * their owner's next look. */
 		kq_uring_flush();
@@ -30,31 +35,32 @@ KQ_API int aio_error(const struct aiocb *cb)
 	return e;
 }
 
-/* Lock held: take a DONE job's result and free it. */
-static ssize_t reap(struct kq_job *j, int *err)
-{
-	ssize_t res = j->cb->__return_value;
-	*err = j->cb->__error_code;
-	kq_job_reap(j);
-	return res;
-}
-
 KQ_API ssize_t aio_return(struct aiocb *cb)
 {
+	KQ_ENTER(nested);
 	if (!cb) {
 		errno = EINVAL;
 		return -1;
 	}
 	kq_aio_init();
-	if (__atomic_load_n(&cb->__error_code, __ATOMIC_ACQUIRE) == EINPROGRESS)
+	if (!nested && __atomic_load_n(&cb->__error_code, __ATOMIC_ACQUIRE) == EINPROGRESS)
 		kq_uring_collect(); /* a quiet job may be done in the CQ */
-	pthread_mutex_lock(&kq_aio.lock);
-	struct kq_job *j = kq_job_of(cb);
-	int err = EINVAL;
-	ssize_t res = -1;
-	if (j && j->where == KQ_W_DONE)
-		res = reap(j, &err);
-	pthread_mutex_unlock(&kq_aio.lock);
+	struct kq_job *j = named(cb) ? kq_job_claim(cb) : NULL;
+	if (!j) {
+		errno = EINVAL;
+		return -1;
+	}
+	ssize_t res = cb->__return_value;
+	int err = cb->__error_code;
+	/* Freed now (its events go with it), unless this is a handler that may
+	 * have interrupted a lock holder on this thread: then by the next
+	 * holder, and until then its EVFILT_AIO event is hidden. */
+	kq_job_reaped(j);
+	if (!nested) {
+		pthread_mutex_lock(&kq_aio.lock);
+		kq_job_drain();
+		pthread_mutex_unlock(&kq_aio.lock);
+	}
 	if (err) {
 		errno = err;
 		return -1;
@@ -72,19 +78,26 @@ struct take {
 static int take_oldest(void *arg)
 {
 	struct take *t = arg;
+	int found = 0;
 	pthread_mutex_lock(&kq_aio.lock);
-	struct kq_link *l = kq_list_first(&kq_aio.done);
-	if (l) {
+	kq_job_drain();
+	for (struct kq_link *l = kq_aio.done.next; l != &kq_aio.done && !found; l = l->next) {
 		struct kq_job *j = kq_container_of(l, struct kq_job, qlink);
+		if (kq_job_of(j->cb) != j || kq_job_claim(j->cb) != j)
+			continue; /* a handler's aio_return has it */
 		t->cb = j->cb;
-		t->res = reap(j, &t->err);
+		t->res = j->cb->__return_value;
+		t->err = j->cb->__error_code;
+		kq_job_reap(j);
+		found = 1;
 	}
 	pthread_mutex_unlock(&kq_aio.lock);
-	return l != NULL;
+	return found;
 }
 
 KQ_API ssize_t aio_waitcomplete(struct aiocb **cbp, struct timespec *timeout)
 {
+	KQ_ENTER(nested);
 	if (!cbp) {
 		errno = EINVAL;
 		return -1;
@@ -101,7 +114,7 @@ KQ_API ssize_t aio_waitcomplete(struct aiocb **cbp, struct timespec *timeout)
 	}
 	kq_aio_init();
 	struct take t = {0};
-	int err = kq_wait_until(take_oldest, &t, dlp, poll);
+	int err = kq_wait_until(take_oldest, &t, dlp, poll, 0);
 	if (!err) {
 		*cbp = t.cb;
 		err = t.err;

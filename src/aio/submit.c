@@ -98,12 +98,14 @@ static void record_failure(struct aiocb *cb, int err)
  * clean: that job is reaped now. One still in flight cannot be reused. */
 static int claim_cb(struct aiocb *cb)
 {
+	kq_job_drain();
 	struct kq_job *old = kq_job_of(cb);
 	if (!old)
 		return 0;
 	if (old->where != KQ_W_DONE)
 		return EINVAL;
-	kq_job_reap(old);
+	if (kq_job_claim(cb)) /* else a handler's aio_return took it just now */
+		kq_job_reap(old);
 	return 0;
 }
 
@@ -221,6 +223,7 @@ int kq_submit(struct aiocb *cb, int sub, struct kq_list *list, struct kq_fdinfo 
 
 static int submit1(struct aiocb *cb, int sub)
 {
+	KQ_ENTER(nested);
 	if (!cb) {
 		errno = EINVAL;
 		return -1;
@@ -256,6 +259,7 @@ KQ_API int aio_writev(struct aiocb *cb)
 
 KQ_API int aio_fsync(int op, struct aiocb *cb)
 {
+	KQ_ENTER(nested);
 	if (op != O_SYNC && op != O_DSYNC) {
 		if (cb) {
 			kq_aio_init();

@@ -30,6 +30,7 @@ static int any_done(void *arg)
 
 KQ_API int aio_suspend(const struct aiocb *const list[], int nent, const struct timespec *timeout)
 {
+	KQ_ENTER(nested);
 	struct timespec dl;
 	if (nent < 0 || (nent && !list) || (timeout && kq_deadline(timeout, &dl))) {
 		errno = EINVAL;
@@ -37,7 +38,7 @@ KQ_API int aio_suspend(const struct aiocb *const list[], int nent, const struct 
 	}
 	kq_aio_init();
 	struct watch w = {list, nent};
-	int err = kq_wait_until(any_done, &w, timeout ? &dl : NULL, 0);
+	int err = kq_wait_until(any_done, &w, timeout ? &dl : NULL, 0, nested);
 	if (err) {
 		errno = err;
 		return -1;

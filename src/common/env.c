@@ -1,5 +1,6 @@
 /* Configuration read once from the environment (KQAIO_*), and debug output. */
 #include "common/env.h"
+#include "common/kq.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -46,3 +47,5 @@ void kq_debug(const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "kqaio: %s\n", buf);
 }
+
+__thread int kq_depth;

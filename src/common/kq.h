@@ -45,6 +45,26 @@ static inline struct kq_link *kq_list_first(struct kq_link *head)
 	return kq_list_empty(head) ? NULL : head->next;
 }
 
+/* How deep this thread is in kqaio's public calls. One that finds itself
+ * nested was called by a signal handler that may have interrupted a lock
+ * holder on this thread: it takes no lock (aio_error, aio_return and
+ * aio_suspend are async-signal-safe). */
+extern __thread int kq_depth __attribute__((tls_model("initial-exec")));
+static inline int kq_enter(void)
+{
+	int d = kq_depth;
+	kq_depth = d + 1;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	return d;
+}
+static inline void kq_leave(int *d)
+{
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	kq_depth = *d;
+}
+/* At the top of a public function: nested is nonzero when it must not lock. */
+#define KQ_ENTER(nested) __attribute__((cleanup(kq_leave), unused)) int nested = kq_enter()
+
 /* glibc's close(), past ours (kqueue.c): our own fds are never kqueues, and
  * some are closed under the registry's lock. */
 extern int __close(int fd);

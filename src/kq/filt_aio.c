@@ -12,7 +12,7 @@
 static bool aio_event(struct kq *kq, struct kq_knote *kn)
 {
 	(void)kq;
-	return kn->status & KN_FIRED;
+	return (kn->status & KN_FIRED) && !__atomic_load_n(&kn->u.aio.hidden, __ATOMIC_ACQUIRE);
 }
 
 static void aio_enable(struct kq *kq, struct kq_knote *kn)
@@ -131,4 +131,9 @@ void kq_post_detach(struct kq_knote *kn)
 		kq_knote_drop(kq, kn);
 	kq_unlock(kq);
 	kq_knote_unref(kn);
+}
+
+void kq_post_hide(struct kq_knote *kn)
+{
+	__atomic_store_n(&kn->u.aio.hidden, 1, __ATOMIC_RELEASE);
 }

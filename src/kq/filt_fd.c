@@ -73,20 +73,20 @@ static int sync_reg(struct kq *kq, int fd, struct kq_fdreg *r, bool force)
 	struct epoll_event ev = {.events = want, .data.u64 = KQ_TOKEN(KQ_TAG_FD, r->gen, fd)};
 	if (!want) {
 		if (r->events)
-			epoll_ctl(kq->epfd, EPOLL_CTL_DEL, fd, NULL);
+			epoll_ctl(kq->wfd, EPOLL_CTL_DEL, fd, NULL);
 		r->events = 0;
 		return 0;
 	}
 	int op = r->events || r->always ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
-	int rc = epoll_ctl(kq->epfd, op, fd, &ev);
+	int rc = epoll_ctl(kq->wfd, op, fd, &ev);
 	if (rc && op == EPOLL_CTL_MOD && errno == ENOENT) {
 		/* Closed since registered, so the kernel dropped it: a new file now. */
 		if (classify(r, fd))
 			return EBADF;
-		rc = epoll_ctl(kq->epfd, EPOLL_CTL_ADD, fd, &ev);
+		rc = epoll_ctl(kq->wfd, EPOLL_CTL_ADD, fd, &ev);
 	}
 	if (rc && errno == EEXIST)
-		rc = epoll_ctl(kq->epfd, EPOLL_CTL_MOD, fd, &ev);
+		rc = epoll_ctl(kq->wfd, EPOLL_CTL_MOD, fd, &ev);
 	if (rc && errno == EPERM) {
 		r->always = true;
 		r->events = 0;
@@ -228,7 +228,7 @@ static void fd_detach(struct kq *kq, struct kq_knote *kn)
 		return;
 	}
 	if (r->events)
-		epoll_ctl(kq->epfd, EPOLL_CTL_DEL, (int)kn->ident, NULL);
+		epoll_ctl(kq->wfd, EPOLL_CTL_DEL, (int)kn->ident, NULL);
 	kq->fds[kn->ident] = NULL;
 	free(r);
 }

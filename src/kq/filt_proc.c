@@ -21,7 +21,7 @@ static int proc_attach(struct kq *kq, struct kq_knote *kn, const struct kevent *
 	/* pidfd_open gives no O_CLOEXEC flag, but pidfds are close-on-exec. */
 	struct epoll_event ev = {.events = EPOLLIN,
 				 .data.u64 = KQ_TOKEN(KQ_TAG_PROC, kn->gen, kev->ident)};
-	if (epoll_ctl(kq->epfd, EPOLL_CTL_ADD, fd, &ev)) {
+	if (epoll_ctl(kq->wfd, EPOLL_CTL_ADD, fd, &ev)) {
 		int err = errno;
 		kq_close(fd);
 		return err;
@@ -34,7 +34,7 @@ static void proc_detach(struct kq *kq, struct kq_knote *kn)
 {
 	if (kn->u.proc.pidfd < 0)
 		return;
-	epoll_ctl(kq->epfd, EPOLL_CTL_DEL, kn->u.proc.pidfd, NULL);
+	epoll_ctl(kq->wfd, EPOLL_CTL_DEL, kn->u.proc.pidfd, NULL);
 	kq_close(kn->u.proc.pidfd);
 	kn->u.proc.pidfd = -1;
 }

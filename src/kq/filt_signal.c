@@ -239,7 +239,7 @@ static int sig_attach(struct kq *kq, struct kq_knote *kn, const struct kevent *k
 	if (!err && !kq->sig_watch) {
 		struct epoll_event ev = {.events = EPOLLIN | EPOLLET,
 					 .data.u64 = KQ_TOKEN(KQ_TAG_SIGNAL, 0, 0)};
-		if (epoll_ctl(kq->epfd, EPOLL_CTL_ADD, sig_evfd, &ev))
+		if (epoll_ctl(kq->wfd, EPOLL_CTL_ADD, sig_evfd, &ev))
 			err = errno;
 		else
 			kq->sig_watch = true;

@@ -25,7 +25,7 @@ static int ensure_fd(struct kq *kq)
 	if (fd < 0)
 		return errno;
 	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = KQ_TOKEN(KQ_TAG_VNODE, 0, 0)};
-	if (epoll_ctl(kq->epfd, EPOLL_CTL_ADD, fd, &ev)) {
+	if (epoll_ctl(kq->wfd, EPOLL_CTL_ADD, fd, &ev)) {
 		int err = errno;
 		kq_close(fd);
 		return err;

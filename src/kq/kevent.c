@@ -207,6 +207,7 @@ static int handle(struct kq *kq, const struct epoll_event *evs, int nev, struct 
 KQ_API int kevent(int fd, const struct kevent *changes, int nchanges, struct kevent *events,
 		  int nevents, const struct timespec *timeout)
 {
+	KQ_ENTER(nested);
 	if (nchanges < 0 || nevents < 0 || bad_timeout(timeout))
 		return errno = EINVAL, -1;
 	if ((nchanges && !changes) || (nevents && !events))
@@ -275,7 +276,7 @@ KQ_API int kevent(int fd, const struct kevent *changes, int nchanges, struct kev
 		}
 		int want = nevents - n < cap ? nevents - n : cap;
 		uint64_t swallowed = kq_signal_swallowed();
-		int r = want ? epoll_wait_ts(kq->epfd, evs, want, n ? &zero : tsp) : 0;
+		int r = want ? epoll_wait_ts(kq->wfd, evs, want, n ? &zero : tsp) : 0;
 		/* A watched signal the program ignores interrupted the wait through
 		 * our counting handler: no EINTR for that, as on BSD. */
 		if (r < 0 && errno == EINTR && kq_signal_swallowed() != swallowed)

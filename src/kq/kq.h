@@ -103,6 +103,9 @@ struct kq_knote {
 		struct {
 			int kind; /* what the fd is: KQ_FD_* */
 		} fd;
+		struct {
+			int hidden; /* reaped from a signal handler: report nothing */
+		} aio;
 	} u;
 };
 
@@ -122,7 +125,8 @@ enum { KQ_FD_OTHER, KQ_FD_PIPE, KQ_FD_SOCK, KQ_FD_FILE };
 
 struct kq {
 	pthread_mutex_t lock;
-	int epfd;	/* the kq fd the user holds */
+	int epfd;	/* the kq fd the user holds: its name in the registry */
+	int wfd;	/* our duplicate of epfd, which every epoll call uses */
 	int evfd;	/* wake: an edge whenever kq->active needs reporting */
 	int tmfd;	/* timerfd, -1 until the first timer */
 	int inofd;	/* inotify, -1 until the first vnode knote */

@@ -5,13 +5,17 @@
  * never see (a raw system call, dup2 over it) is found later: when its fd
  * number comes back from epoll_create1() for a new kq, when kevent() finds
  * the number no longer names its epoll, or in a sweep once the registry has
- * doubled; its own fds are closed then, never the user's. */
+ * doubled; its own fds are closed then, never the user's. Its epoll calls
+ * go to a duplicate of the user's fd, so that the user's close never races
+ * with one of them. */
 #include "kq/kq.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -23,6 +27,7 @@ static void destroy(struct kq *kq)
 	pthread_mutex_lock(&kq->lock);
 	kq_knote_free_all(kq);
 	pthread_mutex_unlock(&kq->lock);
+	kq_close(kq->wfd);
 	kq_close(kq->evfd);
 	if (kq->tmfd >= 0)
 		kq_close(kq->tmfd);
@@ -64,15 +69,18 @@ void kq_dead(struct kq *kq)
 	pthread_mutex_unlock(&reg_lock);
 }
 
-/* Does fd still name kq's epoll? Adding the wake eventfd again answers
- * EEXIST only there; anything else means the number was closed or reused. */
+/* Does the user's number still name kq's epoll? Adding the wake eventfd
+ * again answers EEXIST only there; anything else means the number was closed
+ * or reused. The system call is made raw: the probe is meant to meet a
+ * concurrent close, which ThreadSanitizer's fd model would call a race. */
 bool kq_alive(struct kq *kq)
 {
 	/* No events asked: if the number is someone else's epoll, the moment the
 	 * eventfd spends in it before the DEL queues nothing there. */
 	struct epoll_event ev = {.events = 0, .data.u64 = KQ_TOKEN(KQ_TAG_WAKE, 0, 0)};
-	if (epoll_ctl(kq->epfd, EPOLL_CTL_ADD, kq->evfd, &ev) == 0) {
-		epoll_ctl(kq->epfd, EPOLL_CTL_DEL, kq->evfd, NULL); /* someone else's epoll */
+	if (syscall(SYS_epoll_ctl, kq->epfd, EPOLL_CTL_ADD, kq->evfd, &ev) == 0) {
+		/* someone else's epoll */
+		syscall(SYS_epoll_ctl, kq->epfd, EPOLL_CTL_DEL, kq->evfd, NULL);
 		return false;
 	}
 	return errno == EEXIST;
@@ -147,6 +155,7 @@ static void fork_child(void)
 			continue;
 		reg[i] = NULL;
 		kq_close(kq->epfd);
+		kq_close(kq->wfd);
 		kq_close(kq->evfd);
 		if (kq->tmfd >= 0)
 			kq_close(kq->tmfd);
@@ -183,11 +192,12 @@ static int create(unsigned flags)
 	kq->tmfd = kq->inofd = -1;
 	kq->refs = 1;
 	kq->epfd = epoll_create1(EPOLL_CLOEXEC);
+	kq->wfd = kq->epfd < 0 ? -1 : fcntl(kq->epfd, F_DUPFD_CLOEXEC, 0);
 	kq->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	struct epoll_event ev = {.events = EPOLLIN | EPOLLET,
 				 .data.u64 = KQ_TOKEN(KQ_TAG_WAKE, 0, 0)};
 	int err = 0;
-	if (kq->epfd < 0 || kq->evfd < 0 || epoll_ctl(kq->epfd, EPOLL_CTL_ADD, kq->evfd, &ev))
+	if (kq->wfd < 0 || kq->evfd < 0 || epoll_ctl(kq->wfd, EPOLL_CTL_ADD, kq->evfd, &ev))
 		err = errno;
 	if (!err) {
 		pthread_mutex_lock(&reg_lock);
@@ -208,6 +218,8 @@ static int create(unsigned flags)
 	if (err) {
 		if (kq->epfd >= 0)
 			kq_close(kq->epfd);
+		if (kq->wfd >= 0)
+			kq_close(kq->wfd);
 		if (kq->evfd >= 0)
 			kq_close(kq->evfd);
 		pthread_mutex_destroy(&kq->lock);
@@ -219,11 +231,13 @@ static int create(unsigned flags)
 
 KQ_API int kqueue(void)
 {
+	KQ_ENTER(nested);
 	return create(0);
 }
 
 KQ_API int kqueuex(unsigned int flags)
 {
+	KQ_ENTER(nested);
 	if (flags & ~KQUEUE_CLOEXEC)
 		return errno = EINVAL, -1;
 	return create(flags);
@@ -231,6 +245,7 @@ KQ_API int kqueuex(unsigned int flags)
 
 KQ_API int close(int fd)
 {
+	KQ_ENTER(nested);
 	struct kq *kq = __atomic_load_n(&reg_live, __ATOMIC_RELAXED) ? kq_get(fd) : NULL;
 	int r = kq_close(fd);
 	if (kq) {

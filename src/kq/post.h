@@ -21,5 +21,8 @@ void kq_post_fire(struct kq_knote *kn, int64_t data, int once);
 /* Reaped: the knote leaves its kqueue if still there, reported or not, and
  * the caller's reference is dropped. */
 void kq_post_detach(struct kq_knote *kn);
+/* Reaped where no lock may be taken (a signal handler): the knote reports
+ * nothing more, until kq_post_detach takes it away. Async-signal-safe. */
+void kq_post_hide(struct kq_knote *kn);
 
 #endif
