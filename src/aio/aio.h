@@ -1,4 +1,20 @@
-/* The AIO engine's internal interface: jobs, lists, per-fd state, the global state. */
+/* The AIO engine's internal interface: jobs, lists, per-fd state, the
+ * backend table and the global state.
+ *
+ * Layers, each calling only those below it (tests/layers.c checks that no
+ * file of src/aio calls back up):
+ *   the API: submit.c listio.c cancel.c reap.c suspend.c abi64.c
+ *   init.c: starts the engine; the one file that names the backends
+ *   backend/: pool.c stream.c uring.c inline.c, reached through struct kq_backend
+ *   the core: complete.c fd.c job.c lio.c batch.c notify.c stats.c io.c
+ *   state.c: the global state
+ *
+ * Lock order: the ring's reaper lock (U.reap, only ever tried), then
+ * kq_aio.lock, then a backend's own (the ring's U.lock, the worker pool's),
+ * then a kq's (kq/post.h takes it to attach and post an event). A
+ * completion is published under kq_aio.lock; its notifications and wakeups
+ * go after it is dropped (struct kq_batch). A signal handler takes no lock
+ * (aio_error, aio_return, aio_suspend: see kq_job_claim). */
 #ifndef KQ_AIO_AIO_H
 #define KQ_AIO_AIO_H
 
@@ -13,22 +29,25 @@
 
 enum kq_op { KQ_OP_READ, KQ_OP_WRITE, KQ_OP_FSYNC, KQ_OP_FDSYNC };
 
-/* Where a job is; all but RUNNING and DONE can still be cancelled. */
+/* Where a job is: its lifecycle, changed only by kq_job_move (job.c), which
+ * refuses a move the table there does not allow. ORDER, BARRIER, POLL and
+ * QUEUED can be cancelled. */
 enum kq_where {
-	KQ_W_FREE,
-	KQ_W_RUNQ,    /* handed to the backend, not known to have started */
+	KQ_W_FREE,    /* not a job, or one being bound by its submission */
 	KQ_W_ORDER,   /* behind an earlier job on an ordered fd */
 	KQ_W_BARRIER, /* an fsync waiting for earlier writes */
 	KQ_W_POLL,    /* a stream job waiting for readiness */
+	KQ_W_QUEUED,  /* in the worker pool's queue, not known to have started */
+	KQ_W_KERNEL,  /* in the ring: io_uring cannot promise to take it back */
 	KQ_W_RUNNING, /* bytes may have moved: no longer cancellable */
 	KQ_W_DONE,    /* result published, waiting to be reaped */
+	KQ_W_COUNT
 };
 
 enum {
 	KQ_J_STREAM = 1,   /* non-seekable fd: ordered, waits for readiness */
 	KQ_J_ORDERED = 2,  /* runs in submission order on its fd (streams, O_APPEND) */
 	KQ_J_BLOCKING = 8, /* stream fd that cannot be polled: run in a worker */
-	KQ_J_URING = 16,   /* in the ring: io_uring cannot promise to take it back */
 	KQ_J_INLINE = 32,  /* a read of a memory-backed file: the submitter does it */
 };
 
@@ -36,6 +55,7 @@ enum {
 
 struct kq_list;
 struct kq_fd;
+struct kq_backend;
 
 struct kq_job {
 	struct kq_work work;  /* backend run queue */
@@ -47,6 +67,7 @@ struct kq_job {
 	struct kq_list *lio;  /* the list this job came in, until it is reaped */
 	struct kq_knote *kn;  /* SIGEV_KEVENT: its EVFILT_AIO knote */
 	struct kq_fd *fdst;
+	const struct kq_backend *be; /* the one that took it */
 	uint32_t gen;
 	uint8_t op, where, flags;
 	int fd;	 /* the program's number */
@@ -116,11 +137,47 @@ struct kq_batch {
 	} note[2 * KQ_BATCH_JOBS];
 };
 
-enum kq_backend { KQ_BE_POOL, KQ_BE_URING };
+/* A backend runs jobs (backend/). The core calls one only through this
+ * table; an operation it does not need is NULL. "held": kq_aio.lock. */
+struct kq_backend {
+	const char *name;
+	int workers; /* runs jobs on kq_aio.workers: a submission needs a thread */
+	/* Held: take j, or refuse it (an errno) for the next backend in line. */
+	int (*queue)(struct kq_job *j);
+	int (*cancel)(struct kq_job *j); /* held: 1 if taken back before it ran */
+	void (*submitted)(int lazy);	 /* a submission call ends; lazy: may ride later */
+	void (*hold)(int on);		 /* a list is being queued: start it whole at its end */
+	void (*flush)(void);		 /* start what was queued */
+	void (*collect)(void);		 /* take what is done, if nobody else is */
+	void (*sleeping)(void);		 /* a thread will sleep on the completion futex */
+	void (*poke)(void);		 /* a completion came: wake a thread waiting in wait */
+	/* Waiting in the backend itself: begin is nonzero when this thread may
+	 * (it then reaps for everyone until end); wait sleeps until something
+	 * is done, the deadline (ETIMEDOUT) or a signal (EINTR). */
+	int (*wait_begin)(void);
+	int (*wait)(const struct timespec *deadline);
+	void (*wait_end)(int how); /* how: what begin returned */
+	void (*fork_prepare)(void);
+	void (*fork_parent)(void);
+	void (*fork_child)(void);
+};
+
+/* kq_aio.be, in the order a job is offered to them (init.c fills it). */
+enum { KQ_BE_INLINE, KQ_BE_STREAM, KQ_BE_MAIN, KQ_BE_POOL, KQ_BE_N };
+
+/* Calls the operation op of every backend that has it, first to last. */
+#define KQ_BE_EACH(op, ...)                                                                        \
+	do {                                                                                       \
+		for (int be_i_ = 0; be_i_ < KQ_BE_N; be_i_++)                                      \
+			if (kq_aio.be[be_i_] && kq_aio.be[be_i_]->op)                              \
+				kq_aio.be[be_i_]->op(__VA_ARGS__);                                 \
+	} while (0)
 
 struct kq_aio {
 	pthread_mutex_t lock;
-	int backend;	       /* where seekable files go; streams always use the pool */
+	/* MAIN: where seekable files go (uring or the pool); streams use
+	 * STREAM, and the pool when they cannot be polled. */
+	const struct kq_backend *be[KQ_BE_N];
 	struct kq_link active; /* unfinished jobs */
 	struct kq_link done;   /* finished, unreaped, oldest first */
 	uint32_t seq;	       /* futex word, bumped on every completion */
@@ -148,11 +205,13 @@ struct kq_config {
 };
 extern struct kq_config kq_config;
 
-void kq_aio_init(void); /* once, on first use */
+void kq_aio_init(void); /* once, on first use (init.c) */
 
 /* job.c */
-struct kq_job *kq_job_alloc(void);	    /* lock held; NULL at the job limit or out of memory */
-void kq_job_free(struct kq_job *j);	    /* lock held */
+void kq_job_move(struct kq_job *j, enum kq_where to); /* the only write of j->where */
+void kq_dispatch(struct kq_job *j); /* held: hand a ready job to the first backend taking it */
+struct kq_job *kq_job_alloc(void);  /* lock held; NULL at the job limit or out of memory */
+void kq_job_free(struct kq_job *j); /* lock held */
 struct kq_job *kq_job_of(struct aiocb *cb); /* lock held: the cb's live job, or NULL */
 /* Reaping a DONE job: claim its aiocb (no lock: the job, if this caller won
  * it), then free it (lock held), or leave it to the next lock holder. */
@@ -172,24 +231,16 @@ int kq_submit(struct aiocb *cb, int sub, struct kq_list *list, struct kq_fdinfo 
 int kq_lio_sub(int opcode);
 void kq_record_failure(struct aiocb *cb, int err);
 
-/* complete.c */
+/* batch.c */
 void kq_batch_init(struct kq_batch *b);
 /* Owe the notification sev asks for (kn: its knote, data: the kevent's data). */
 void kq_batch_add(struct kq_batch *b, const struct sigevent *sev, struct kq_knote *kn, int64_t data,
 		  int once);
-void kq_complete_locked(struct kq_job *j, ssize_t res, int err, struct kq_batch *b);
-void kq_batch_flush(struct kq_batch *b);		    /* lock not held */
-void kq_job_finish(struct kq_job *j, ssize_t res, int err); /* for backends */
-void kq_dispatch(struct kq_job *j); /* lock held: hand a ready job to where it runs */
+void kq_batch_flush(struct kq_batch *b); /* lock not held */
 
-/* inline.c */
-#define KQ_STATX_MNT_ID_UNIQUE 0x4000U /* Linux 6.8; not in older headers */
-struct statx;
-int kq_inline_memfs(int fd, const struct statx *sx); /* the fd's file system is memory */
-int kq_inline_take(struct kq_job *j);		     /* lock held: 1 if the submitter will do j */
-void kq_inline_run(void);			     /* lock not held: do them, unless held */
-void kq_inline_hold(int on);			     /* a list is being queued: wait for its end */
-void kq_inline_fork_child(void);
+/* complete.c */
+void kq_complete_locked(struct kq_job *j, ssize_t res, int err, struct kq_batch *b);
+void kq_job_finish(struct kq_job *j, ssize_t res, int err); /* for backends */
 
 /* fd.c */
 int kq_fd_describe(int fd, struct kq_fdinfo *fi);	/* flags, kind, identity: 0 or EBADF */
@@ -207,11 +258,15 @@ int kq_job_io(struct kq_job *j, int nowait, ssize_t *res, int *err);
 /* Moves j's remaining iovecs past n bytes that were transferred. */
 void kq_job_advance(struct kq_job *j, size_t n);
 
-/* list.c */
-struct kq_list *kq_list_alloc(void); /* lock held */
+/* lio.c: a list's accounting, all of it; lock held */
+struct kq_list *kq_list_alloc(void);
 void kq_list_put(struct kq_list *l);
-void kq_list_entry_reaped(struct kq_list *l); /* lock held */		    /* lock held */
-void kq_list_entry_done(struct kq_list *l, int failed, struct kq_batch *b); /* lock held */
+void kq_list_entry_add(struct kq_list *l, struct kq_job *j); /* j counts in l */
+void kq_list_entry_undo(struct kq_job *j);		     /* j's submission failed */
+void kq_list_entry_queued(struct kq_list *l);		     /* ... or went through */
+void kq_list_entry_reaped(struct kq_list *l);
+void kq_list_entry_done(struct kq_list *l, int failed, struct kq_batch *b);
+void kq_list_seal(struct kq_list *l, struct kq_batch *b); /* all queued: drop the guard */
 
 /* notify.c */
 int kq_sigevent_check(const struct sigevent *sev);
@@ -232,32 +287,5 @@ void kq_stats_rejected(void);
 void kq_stats_completed(int op, ssize_t res, int err);
 void kq_stats_reset(void);
 void kq_stats_init(void);
-
-/* backend/pool.c and backend/stream.c */
-void kq_pool_submit(struct kq_job *j); /* lock held */
-int kq_pool_cancel(struct kq_job *j);  /* lock held: 1 if taken back before it ran */
-void kq_stream_arm(struct kq_fd *f);   /* lock held: wait for readiness of head jobs */
-void kq_stream_kick(struct kq_fd *f);  /* lock held: a write heads f: try it before waiting */
-void kq_stream_fork_child(void);
-
-/* backend/uring.c */
-int kq_uring_start(void);	      /* probe: 0 or the errno io_uring gave */
-int kq_uring_queue(struct kq_job *j); /* lock held: 0, or errno (use the pool) */
-void kq_uring_flush(void);	      /* submit what was queued (lock not held) */
-void kq_uring_submitted(int lazy);    /* after a submission: flush, unless lazy may wait */
-void kq_uring_plug(int on);	      /* hold submissions while a list fills */
-/* Waiting in the ring itself: begin is nonzero when this thread may (it then
- * reaps for everyone until end); wait sleeps until a CQE, the deadline (ETIMEDOUT)
- * or a signal (EINTR) and reaps. poke wakes such a waiter for a completion
- * that did not come through the ring. */
-int kq_uring_wait_begin(void);
-int kq_uring_wait(const struct timespec *deadline);
-void kq_uring_wait_end(int how); /* how: what begin returned */
-void kq_uring_poke(void);
-void kq_uring_collect(void);  /* reap what the CQ holds, if nobody else is */
-void kq_uring_sleeping(void); /* a thread is about to sleep on the completion futex */
-void kq_uring_fork_prepare(void);
-void kq_uring_fork_parent(void);
-void kq_uring_fork_child(void);
 
 #endif

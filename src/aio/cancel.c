@@ -8,8 +8,8 @@
 static int take_back(struct kq_job *j)
 {
 	switch (j->where) {
-	case KQ_W_RUNQ:
-		return !(j->flags & KQ_J_URING) && kq_pool_cancel(j);
+	case KQ_W_QUEUED:
+		return j->be->cancel && j->be->cancel(j);
 	case KQ_W_ORDER:
 	case KQ_W_BARRIER:
 		return 1;
@@ -32,7 +32,7 @@ KQ_API int aio_cancel(int fd, struct aiocb *cb)
 		return -1;
 	}
 	kq_aio_init();
-	kq_uring_collect(); /* a job done in the CQ is AIO_ALLDONE */
+	KQ_BE_EACH(collect); /* a job done in the CQ is AIO_ALLDONE */
 	struct kq_batch b;
 	kq_batch_init(&b);
 	int result = AIO_ALLDONE;

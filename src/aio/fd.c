@@ -9,12 +9,37 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 static struct kq_fd *free_fds;
 static struct kq_link live = {&live, &live}; /* every kq_fd holding a duplicate */
+
+#define STATX_MNT_ID_UNIQUE_ 0x4000U /* Linux 6.8; not in older headers */
+
+/* The last mount asked about, per thread: most programs read from one. Only
+ * a unique mount id (never reused) may key this; without one, ask each time. */
+static __thread uint64_t last_mnt;
+static __thread int last_mem = -1;
+
+static int memory_fs(int fd, const struct statx *sx)
+{
+	int unique = !!(sx->stx_mask & STATX_MNT_ID_UNIQUE_);
+	if (unique && last_mem >= 0 && sx->stx_mnt_id == last_mnt)
+		return last_mem;
+	struct statfs sf;
+	if (fstatfs(fd, &sf) < 0)
+		return 0;
+	int mem = sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC;
+	if (unique) {
+		last_mnt = sx->stx_mnt_id;
+		last_mem = mem;
+	}
+	return mem;
+}
 
 int kq_fd_describe(int fd, struct kq_fdinfo *fi)
 {
@@ -26,17 +51,17 @@ int kq_fd_describe(int fd, struct kq_fdinfo *fi)
 	if (fi->fl < 0 || (fi->fl & O_PATH))
 		return EBADF;
 	if (!fi->kind) {
-		/* The mount too: it tells a tmpfs file (see inline.c) without
+		/* The mount too: it tells a tmpfs file (backend/inline.c) without
 		 * another call, where the kernel has unique mount ids. */
 		struct statx sx;
 		unsigned mask =
-		    STATX_TYPE | STATX_INO | (kq_config.inline_max ? KQ_STATX_MNT_ID_UNIQUE : 0);
+		    STATX_TYPE | STATX_INO | (kq_config.inline_max ? STATX_MNT_ID_UNIQUE_ : 0);
 		if (statx(fd, "", AT_EMPTY_PATH, mask, &sx) < 0)
 			return EBADF;
 		mode_t mode = sx.stx_mode;
 		fi->dev = (uint64_t)sx.stx_dev_major << 32 | sx.stx_dev_minor;
 		fi->ino = sx.stx_ino;
-		fi->mem = S_ISREG(mode) && kq_config.inline_max && kq_inline_memfs(fd, &sx);
+		fi->mem = S_ISREG(mode) && kq_config.inline_max && memory_fs(fd, &sx);
 		/* Character devices that seek (/dev/zero, /dev/null) take offsets like
 		 * files; ttys, pipes and sockets are streams. */
 		fi->kind =
@@ -147,9 +172,11 @@ static int is_sync(const struct kq_job *j)
 int kq_fd_enqueue(struct kq_job *j, const struct kq_fdinfo *fi)
 {
 	/* Done before this call returns: the program's fd is the file it named. */
-	if ((j->flags & KQ_J_INLINE) && kq_inline_take(j)) {
+	if (j->flags & KQ_J_INLINE) {
 		j->kfd = j->fd;
-		return 0;
+		if (kq_aio.be[KQ_BE_INLINE]->queue(j) == 0)
+			return 0;
+		j->flags &= (uint8_t)~KQ_J_INLINE;
 	}
 	struct kq_fd *f;
 	int err = fd_get(fi, &f);
@@ -162,7 +189,7 @@ int kq_fd_enqueue(struct kq_job *j, const struct kq_fdinfo *fi)
 	if (sync && !kq_list_empty(&f->wb)) {
 		/* Only a write can head the list: fsyncs leave it as they reach the head. */
 		kq_list_add_tail(&f->wb, &j->wlink);
-		j->where = KQ_W_BARRIER;
+		kq_job_move(j, KQ_W_BARRIER);
 		return 0;
 	}
 	if (j->op == KQ_OP_WRITE)
@@ -172,7 +199,7 @@ int kq_fd_enqueue(struct kq_job *j, const struct kq_fdinfo *fi)
 		int head = kq_list_empty(q);
 		kq_list_add_tail(q, &j->qlink);
 		if (!head) {
-			j->where = KQ_W_ORDER;
+			kq_job_move(j, KQ_W_ORDER);
 			return 0;
 		}
 	}

@@ -1,5 +1,6 @@
-/* Engine start-up on first use, aio_init, and starting afresh in a forked child. */
-#include "aio/aio.h"
+/* Engine start-up on first use, aio_init, and starting afresh in a forked
+ * child: the one file that names the backends (kq_aio.be). */
+#include "aio/backend/backend.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -7,9 +8,6 @@
 
 #include "common/env.h"
 
-struct kq_aio kq_aio = {.lock = PTHREAD_MUTEX_INITIALIZER, .epfd = -1};
-uint32_t kq_epoch = 1;
-struct kq_config kq_config;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static void state_reset(void)
@@ -33,12 +31,12 @@ static void fork_prepare(void)
 	kq_notify_fork_prepare();
 	pthread_mutex_lock(&kq_aio.lock);
 	kq_tpool_fork_prepare(&kq_aio.workers);
-	kq_uring_fork_prepare();
+	KQ_BE_EACH(fork_prepare);
 }
 
 static void fork_parent(void)
 {
-	kq_uring_fork_parent();
+	KQ_BE_EACH(fork_parent);
 	kq_tpool_fork_parent(&kq_aio.workers);
 	pthread_mutex_unlock(&kq_aio.lock);
 	kq_notify_fork_parent();
@@ -46,15 +44,13 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
-	kq_uring_fork_child();
-	kq_inline_fork_child();
+	KQ_BE_EACH(fork_child);
 	kq_tpool_fork_child(&kq_aio.workers);
 	pthread_mutex_unlock(&kq_aio.lock);
 	kq_notify_fork_child();
 	__atomic_add_fetch(&kq_epoch, 1, __ATOMIC_RELEASE);
 	state_reset();
 	kq_fd_fork_child();
-	kq_stream_fork_child();
 	kq_stats_reset();
 }
 
@@ -63,7 +59,9 @@ static void fork_child(void)
 static void pick_backend(void)
 {
 	const char *be = getenv("KQAIO_BACKEND");
-	kq_aio.backend = KQ_BE_POOL;
+	kq_aio.be[KQ_BE_INLINE] = &kq_be_inline;
+	kq_aio.be[KQ_BE_STREAM] = &kq_be_stream;
+	kq_aio.be[KQ_BE_MAIN] = kq_aio.be[KQ_BE_POOL] = &kq_be_pool;
 	if (be && !strcmp(be, "pool")) {
 		kq_debug("backend pool (KQAIO_BACKEND), %ld threads at most", kq_config.threads);
 		return;
@@ -75,7 +73,7 @@ static void pick_backend(void)
 		kq_debug("io_uring refused (%s); backend pool", strerror(err));
 		return;
 	}
-	kq_aio.backend = KQ_BE_URING;
+	kq_aio.be[KQ_BE_MAIN] = &kq_be_uring;
 	kq_debug("backend uring; streams on the pool, %ld threads at most", kq_config.threads);
 }
 
@@ -111,4 +109,10 @@ KQ_API void aio_init(const struct aioinit *init)
 		return;
 	int idle_ms = init->aio_idle_time > 0 ? init->aio_idle_time * 1000 : 0;
 	kq_tpool_tune(&kq_aio.workers, init->aio_threads, idle_ms);
+}
+
+KQ_API const char *kqaio_backend(void)
+{
+	kq_aio_init();
+	return kq_aio.be[KQ_BE_MAIN]->name;
 }

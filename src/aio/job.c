@@ -1,13 +1,59 @@
-/* Job allocation from slabs kept on a free list, the aiocb <-> job binding,
- * and reaping, which a signal handler may do. */
+/* A job's life: allocation from slabs kept on a free list, its lifecycle's
+ * checked moves, dispatch to a backend, the aiocb <-> job binding, and
+ * reaping, which a signal handler may do. */
 #include "aio/aio.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "kq/post.h"
 
 #define SLAB 128
+
+#define TO(w) (1u << (w))
+/* From each state, the states a job may move to. A job leaves the fd's
+ * queues (ORDER, BARRIER) for a backend; a backend that cannot go on hands
+ * it to the pool (KERNEL, POLL or RUNNING to QUEUED); a stream job goes back
+ * to POLL when its fd would block; what can be taken back (ORDER, BARRIER,
+ * POLL, QUEUED) may be cancelled to DONE. */
+static const unsigned moves[KQ_W_COUNT] = {
+    [KQ_W_FREE] = TO(KQ_W_FREE) | TO(KQ_W_ORDER) | TO(KQ_W_BARRIER) | TO(KQ_W_POLL) |
+		  TO(KQ_W_QUEUED) | TO(KQ_W_KERNEL) | TO(KQ_W_RUNNING),
+    [KQ_W_ORDER] =
+	TO(KQ_W_POLL) | TO(KQ_W_QUEUED) | TO(KQ_W_KERNEL) | TO(KQ_W_RUNNING) | TO(KQ_W_DONE),
+    [KQ_W_BARRIER] = TO(KQ_W_QUEUED) | TO(KQ_W_KERNEL) | TO(KQ_W_DONE),
+    [KQ_W_POLL] = TO(KQ_W_RUNNING) | TO(KQ_W_QUEUED) | TO(KQ_W_DONE),
+    [KQ_W_QUEUED] = TO(KQ_W_DONE),
+    [KQ_W_KERNEL] = TO(KQ_W_QUEUED) | TO(KQ_W_DONE),
+    [KQ_W_RUNNING] = TO(KQ_W_POLL) | TO(KQ_W_QUEUED) | TO(KQ_W_DONE),
+    [KQ_W_DONE] = TO(KQ_W_FREE),
+};
+
+/* A move the table refuses would end a job twice, or never: stop here,
+ * where it is found, not at the second ending. */
+void kq_job_move(struct kq_job *j, enum kq_where to)
+{
+	if (!(moves[j->where] & TO(to))) {
+		char m[96];
+		int n = snprintf(m, sizeof m, "kqaio: job %p moved from state %d to %d\n",
+				 (void *)j, j->where, (int)to);
+		ssize_t w = write(2, m, (size_t)n);
+		(void)w;
+		abort();
+	}
+	j->where = (uint8_t)to;
+}
+
+void kq_dispatch(struct kq_job *j)
+{
+	for (int i = KQ_BE_STREAM; i < KQ_BE_N; i++) {
+		const struct kq_backend *be = kq_aio.be[i];
+		if (be && be->queue(j) == 0)
+			return; /* it set j->be: it may have passed j on */
+	}
+}
 
 struct kq_job *kq_job_alloc(void)
 {
@@ -35,6 +81,7 @@ struct kq_job *kq_job_alloc(void)
 	j->lio = NULL;
 	j->kn = NULL;
 	j->fdst = NULL;
+	j->be = NULL;
 	j->flags = 0;
 	j->done = 0;
 	return j;
@@ -56,7 +103,7 @@ void kq_job_free(struct kq_job *j)
 	}
 	free(j->iov_heap);
 	j->iov_heap = NULL;
-	j->where = KQ_W_FREE;
+	kq_job_move(j, KQ_W_FREE);
 	j->cb = NULL;
 	j->next_free = kq_aio.free_jobs;
 	kq_aio.free_jobs = j;

@@ -28,8 +28,8 @@ KQ_API int aio_error(const struct aiocb *cb)
 	if (e == EINPROGRESS && !nested) {
 		/* Lazy submissions and quiet completions wait no longer than
 		 * their owner's next look. */
-		kq_uring_flush();
-		kq_uring_collect();
+		KQ_BE_EACH(flush);
+		KQ_BE_EACH(collect);
 		e = __atomic_load_n(&cb->__error_code, __ATOMIC_ACQUIRE);
 	}
 	return e;
@@ -44,7 +44,7 @@ KQ_API ssize_t aio_return(struct aiocb *cb)
 	}
 	kq_aio_init();
 	if (!nested && __atomic_load_n(&cb->__error_code, __ATOMIC_ACQUIRE) == EINPROGRESS)
-		kq_uring_collect(); /* a quiet job may be done in the CQ */
+		KQ_BE_EACH(collect); /* a quiet job may be done in the CQ */
 	struct kq_job *j = named(cb) ? kq_job_claim(cb) : NULL;
 	if (!j) {
 		errno = EINVAL;

@@ -46,12 +46,6 @@ KQ_API const char *kqaio_version(void)
 	return KQAIO_VERSION;
 }
 
-KQ_API const char *kqaio_backend(void)
-{
-	kq_aio_init();
-	return kq_aio.backend == KQ_BE_URING ? "uring" : "pool";
-}
-
 KQ_API int kqaio_get_stats(struct kqaio_stats *out, size_t size)
 {
 	if (!out || size > sizeof st) {
@@ -73,7 +67,7 @@ static void print_stats(void)
 	fprintf(stderr,
 		"kqaio: pid %d backend %s: %llu submitted, %llu completed (%llu cancelled, "
 		"%llu failed), %llu rejected, %llu bytes read, %llu bytes written\n",
-		(int)getpid(), kqaio_backend(), (unsigned long long)s.submitted,
+		(int)getpid(), kq_aio.be[KQ_BE_MAIN]->name, (unsigned long long)s.submitted,
 		(unsigned long long)s.completed, (unsigned long long)s.cancelled,
 		(unsigned long long)s.failed, (unsigned long long)s.rejected,
 		(unsigned long long)s.bytes_read, (unsigned long long)s.bytes_written);

@@ -135,11 +135,8 @@ static int bind_job(struct kq_job *j, struct aiocb *cb, const struct req *r, str
 		j->iov = j->iov_inline;
 		j->iovcnt = 1;
 	}
-	if (list) {
-		j->list = j->lio = list;
-		list->refs++;
-		__atomic_store_n(&list->pending, list->pending + 1, __ATOMIC_RELAXED);
-	}
+	if (list)
+		kq_list_entry_add(list, j);
 	struct kq_cbpriv *p = kq_priv(cb);
 	cb->__return_value = 0;
 	__atomic_store_n(&cb->__error_code, EINPROGRESS, __ATOMIC_RELAXED);
@@ -159,7 +156,7 @@ int kq_submit(struct aiocb *cb, int sub, struct kq_list *list, struct kq_fdinfo 
 		fi = &own;
 	int err = validate(cb, sub, &r, fi);
 	/* A job bound for the pool is accepted only where a thread can run it. */
-	if (!err && (kq_aio.backend != KQ_BE_URING || (r.flags & KQ_J_STREAM)))
+	if (!err && kq_aio.be[r.flags & KQ_J_STREAM ? KQ_BE_STREAM : KQ_BE_MAIN]->workers)
 		err = kq_tpool_ensure(&kq_aio.workers);
 	pthread_mutex_lock(&kq_aio.lock);
 	int busy = claim_cb(cb);
@@ -191,22 +188,15 @@ int kq_submit(struct aiocb *cb, int sub, struct kq_list *list, struct kq_fdinfo 
 			err = kq_fd_enqueue(j, fi);
 		if (err) {
 			/* Nothing was queued: undo the binding, record the failure. */
-			if (j->list) {
-				j->list->refs--;
-				__atomic_store_n(&j->list->pending, j->list->pending - 1,
-						 __ATOMIC_RELAXED);
-				j->list = j->lio = NULL;
-			}
+			kq_list_entry_undo(j);
 			kq_list_del(&j->alink);
 			kq_job_free(j);
 		}
 	}
 	if (err)
 		record_failure(cb, err);
-	else if (list) {
-		list->queued++;
-		list->unreaped++;
-	}
+	else if (list)
+		kq_list_entry_queued(list);
 	pthread_mutex_unlock(&kq_aio.lock);
 	if (err) {
 		kq_stats_rejected();
@@ -214,10 +204,9 @@ int kq_submit(struct aiocb *cb, int sub, struct kq_list *list, struct kq_fdinfo 
 		return -1;
 	}
 	kq_stats_submitted();
-	kq_inline_run();
 	/* Only the owner's own calls tell it that a SIGEV_NONE job is done:
 	 * with KQAIO_BATCH, its submission may wait for theirs. */
-	kq_uring_submitted(kq_config.batch && cb->aio_sigevent.sigev_notify == SIGEV_NONE);
+	KQ_BE_EACH(submitted, kq_config.batch && cb->aio_sigevent.sigev_notify == SIGEV_NONE);
 	return 0;
 }
 

@@ -1,5 +1,5 @@
 /* The pool backend: worker threads sharing one queue, no per-fd serialization. */
-#include "aio/aio.h"
+#include "aio/backend/backend.h"
 
 static void pool_run(struct kq_work *w)
 {
@@ -12,12 +12,26 @@ static void pool_run(struct kq_work *w)
 
 void kq_pool_submit(struct kq_job *j)
 {
-	j->where = KQ_W_RUNQ;
+	kq_job_move(j, KQ_W_QUEUED);
+	j->be = &kq_be_pool;
 	j->work.fn = pool_run;
 	kq_tpool_push(&kq_aio.workers, &j->work);
 }
 
-int kq_pool_cancel(struct kq_job *j)
+static int queue(struct kq_job *j)
+{
+	kq_pool_submit(j);
+	return 0;
+}
+
+static int cancel(struct kq_job *j)
 {
 	return kq_tpool_remove(&kq_aio.workers, &j->work);
 }
+
+const struct kq_backend kq_be_pool = {
+    .name = "pool",
+    .workers = 1,
+    .queue = queue,
+    .cancel = cancel,
+};

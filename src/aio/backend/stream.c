@@ -3,7 +3,7 @@
  * write is tried before it waits: readiness can say no where a write would
  * go through (an AF_UNIX datagram socket is writable to poll only while a
  * quarter of its send buffer is free). */
-#include "aio/aio.h"
+#include "aio/backend/backend.h"
 
 #include <errno.h>
 #include <string.h>
@@ -23,14 +23,14 @@ static struct kq_job *head_in(struct kq_link *q)
 /* Lock held. Runs j's non-blocking transfer with the lock dropped. */
 static void try_io(struct kq_job *j, struct kq_batch *b)
 {
-	j->where = KQ_W_RUNNING;
+	kq_job_move(j, KQ_W_RUNNING);
 	pthread_mutex_unlock(&kq_aio.lock);
 	ssize_t res;
 	int err;
 	int r = kq_job_io(j, 1, &res, &err);
 	pthread_mutex_lock(&kq_aio.lock);
 	if (r == EAGAIN) {
-		j->where = KQ_W_POLL;
+		kq_job_move(j, KQ_W_POLL);
 	} else if (r == EOPNOTSUPP) {
 		j->flags |= KQ_J_BLOCKING; /* no RWF_NOWAIT here (a tty): block in a worker */
 		kq_pool_submit(j);
@@ -42,7 +42,9 @@ static void try_io(struct kq_job *j, struct kq_batch *b)
 static int kick_fd = -1;     /* an eventfd in the set: kicked has work */
 static struct kq_fd *kicked; /* lock held: write heads to try, each held */
 
-/* Tries the write heads kq_stream_kick queued; waits for those that must. */
+static void arm(struct kq_fd *f);
+
+/* Tries the write heads kick() queued; waits for those that must. */
 static void run_kicked(int epfd)
 {
 	uint64_t v;
@@ -58,7 +60,7 @@ static void run_kicked(int epfd)
 		struct kq_job *j = head_in(&f->wq);
 		if (j)
 			try_io(j, &b);
-		kq_stream_arm(f);
+		arm(f);
 		kq_fd_put(f);
 		pthread_mutex_unlock(&kq_aio.lock);
 		kq_batch_flush(&b);
@@ -95,7 +97,7 @@ static void *poller(void *arg)
 				try_io(j, &b);
 			if ((any || (e & EPOLLOUT)) && (j = head_in(&f->wq)))
 				try_io(j, &b);
-			kq_stream_arm(f);
+			arm(f);
 			pthread_mutex_unlock(&kq_aio.lock);
 			kq_batch_flush(&b);
 		}
@@ -128,12 +130,12 @@ static int start(void)
 	return 0;
 }
 
-void kq_stream_kick(struct kq_fd *f)
+static void kick(struct kq_fd *f)
 {
 	if (f->kicked)
 		return;
 	if (start()) {
-		kq_stream_arm(f); /* falls back to workers */
+		arm(f); /* falls back to workers */
 		return;
 	}
 	f->kicked = 1;
@@ -159,7 +161,7 @@ static void to_workers(struct kq_fd *f)
 	}
 }
 
-void kq_stream_arm(struct kq_fd *f)
+static void arm(struct kq_fd *f)
 {
 	uint32_t want = (head_in(&f->rq) ? EPOLLIN : 0) | (head_in(&f->wq) ? EPOLLOUT : 0);
 	if (!want || (want & f->armed) == want)
@@ -185,7 +187,7 @@ void kq_stream_arm(struct kq_fd *f)
 	f->armed = want;
 }
 
-void kq_stream_fork_child(void)
+static void fork_child(void)
 {
 	if (kq_aio.epfd >= 0) {
 		kq_close(kq_aio.epfd);
@@ -194,3 +196,25 @@ void kq_stream_fork_child(void)
 	kq_aio.epfd = kick_fd = -1;
 	kicked = NULL;
 }
+
+/* Held: a stream job that can be polled waits for readiness; a write is
+ * tried first. */
+static int queue(struct kq_job *j)
+{
+	if ((j->flags & (KQ_J_STREAM | KQ_J_BLOCKING)) != KQ_J_STREAM)
+		return EOPNOTSUPP;
+	kq_job_move(j, KQ_W_POLL);
+	j->be = &kq_be_stream;
+	if (j->op == KQ_OP_WRITE)
+		kick(j->fdst);
+	else
+		arm(j->fdst);
+	return 0;
+}
+
+const struct kq_backend kq_be_stream = {
+    .name = "stream",
+    .workers = 1, /* a stream that cannot be polled blocks in a worker */
+    .queue = queue,
+    .fork_child = fork_child,
+};

@@ -8,7 +8,7 @@
  * when it is needed: a job in the ring owes a notification or releases others,
  * or a thread sleeps on the futex. A quiet job (a SIGEV_NONE read outside any
  * list) has no one to tell, so its owner's next call collects it. */
-#include "aio/aio.h"
+#include "aio/backend/backend.h"
 
 #include <errno.h>
 #include <liburing.h>
@@ -34,7 +34,7 @@ static struct {
 	int toggle;	   /* the eventfd can be switched off: others may reap */
 	int signal;	   /* U.lock: the ring signals efd */
 	int held;	   /* U.lock: U.reap is held; its holder drains as it lets go */
-	int waiter;	   /* a thread sleeps in the ring (kq_uring_wait) */
+	int waiter;	   /* a thread sleeps in the ring (uring_wait) */
 	uint32_t pending;  /* SQEs prepared but not yet submitted */
 	uint32_t inflight; /* SQEs queued whose CQE is not yet reaped */
 	uint32_t loud;	   /* of those, jobs that are not quiet */
@@ -77,6 +77,7 @@ static void prep(struct io_uring_sqe *sqe, struct kq_job *j)
 }
 
 static void signal_locked(void);
+static void uring_flush(void);
 
 /* U.lock held. */
 static void submit_locked(void)
@@ -134,7 +135,7 @@ static void queue_locked(struct kq_job *j)
 		io_uring_prep_nop(sqe); /* a wake-up call for the thread in the ring */
 		io_uring_sqe_set_data(sqe, NULL);
 	}
-	/* Before the submitter looks at inflight (kq_uring_submitted), against
+	/* Before the submitter looks at inflight (uring_submitted), against
 	 * a drain that looks at pending after taking CQEs off. */
 	__atomic_store_n(&U.pending, U.pending + 1, __ATOMIC_SEQ_CST);
 	__atomic_add_fetch(&U.inflight, 1, __ATOMIC_SEQ_CST);
@@ -212,7 +213,7 @@ static void reap_cqe(struct ended *d, struct kq_job *j, int res)
 
 /* Takes the oldest CQE off the ring: its job and result. The head moves by
  * compare-and-swap, so a signal handler on this thread that reaps meanwhile
- * (kq_uring_wait_begin) never takes the same CQE, nor skips one. */
+ * (uring_wait_begin) never takes the same CQE, nor skips one. */
 static int claim_cqe(struct kq_job **j, int *res)
 {
 	unsigned *khead = U.ring.cq.khead, mask = *U.ring.cq.kring_mask;
@@ -240,7 +241,7 @@ static unsigned drain(void)
 	pthread_mutex_lock(&U.lock);
 	pthread_mutex_unlock(&U.lock);
 	/* One CQE at a time, each taken off before it is handled: a signal
-	 * handler that reaps on this same thread (kq_uring_wait_begin) finds
+	 * handler that reaps on this same thread (uring_wait_begin) finds
 	 * the ring and every job in a consistent state. */
 	struct ended d = {0};
 	struct kq_job *j;
@@ -256,7 +257,7 @@ static unsigned drain(void)
 		n++;
 	}
 	end_all(&d);
-	kq_uring_flush();
+	uring_flush();
 	return n;
 }
 
@@ -355,7 +356,7 @@ static void *completer(void *arg)
 			drain();
 			release_reap();
 		}
-		kq_uring_flush(); /* lazy jobs whose ride never came */
+		uring_flush(); /* lazy jobs whose ride never came */
 	}
 	return NULL;
 }
@@ -402,20 +403,24 @@ int kq_uring_start(void)
 	return err;
 }
 
-int kq_uring_queue(struct kq_job *j)
+/* Held: regular files and block devices; the rest, and any job when the
+ * ring cannot be had, go on to the pool. */
+static int uring_queue(struct kq_job *j)
 {
+	if (j->flags & (KQ_J_STREAM | KQ_J_BLOCKING))
+		return EOPNOTSUPP;
 	pthread_mutex_lock(&U.lock);
 	int err = start_locked(); /* a forked child makes its ring here */
 	if (!err) {
-		j->where = KQ_W_RUNQ;
-		j->flags |= KQ_J_URING;
+		kq_job_move(j, KQ_W_KERNEL);
+		j->be = &kq_be_uring;
 		queue_locked(j);
 	}
 	pthread_mutex_unlock(&U.lock);
 	return err;
 }
 
-void kq_uring_flush(void)
+static void uring_flush(void)
 {
 	if (plugged || !__atomic_load_n(&U.pending, __ATOMIC_SEQ_CST))
 		return;
@@ -432,7 +437,7 @@ void kq_uring_flush(void)
 	}
 }
 
-int kq_uring_wait_begin(void)
+static int uring_wait_begin(void)
 {
 	if (!__atomic_load_n(&U.ready, __ATOMIC_ACQUIRE) || !U.toggle)
 		return 0;
@@ -443,12 +448,12 @@ int kq_uring_wait_begin(void)
 	if (!nested && !take_reap())
 		return 0;
 	/* Before the caller looks at its jobs: a completion outside the ring
-	 * after that look sees the waiter and wakes it (kq_uring_poke). */
+	 * after that look sees the waiter and wakes it (uring_poke). */
 	int was = __atomic_exchange_n(&U.waiter, 1, __ATOMIC_SEQ_CST); /* a full barrier */
 	return nested ? 2 + was : 1;
 }
 
-int kq_uring_wait(const struct timespec *deadline)
+static int uring_wait(const struct timespec *deadline)
 {
 	if (drain())
 		return 0;
@@ -474,7 +479,7 @@ int kq_uring_wait(const struct timespec *deadline)
 	return 0;
 }
 
-void kq_uring_wait_end(int how)
+static void uring_wait_end(int how)
 {
 	if (how == 1)
 		release_reap();
@@ -482,7 +487,7 @@ void kq_uring_wait_end(int how)
 		__atomic_store_n(&U.waiter, how - 2, __ATOMIC_SEQ_CST);
 }
 
-void kq_uring_poke(void)
+static void uring_poke(void)
 {
 	if (reaping || !__atomic_load_n(&U.waiter, __ATOMIC_SEQ_CST))
 		return;
@@ -492,7 +497,7 @@ void kq_uring_poke(void)
 	pthread_mutex_unlock(&U.lock);
 }
 
-void kq_uring_collect(void)
+static void uring_collect(void)
 {
 	if (!__atomic_load_n(&U.ready, __ATOMIC_ACQUIRE) || !U.toggle || !cq_nonempty())
 		return;
@@ -506,7 +511,7 @@ void kq_uring_collect(void)
 	}
 }
 
-void kq_uring_sleeping(void)
+static void uring_sleeping(void)
 {
 	if (!__atomic_load_n(&U.ready, __ATOMIC_ACQUIRE))
 		return;
@@ -524,36 +529,36 @@ void kq_uring_sleeping(void)
 	}
 }
 
-void kq_uring_submitted(int lazy)
+static void uring_submitted(int lazy)
 {
 	/* A lazy job rides with later ones when jobs already in the ring will
 	 * complete and flush it, or when its owner next asks about any job. */
 	uint32_t p = __atomic_load_n(&U.pending, __ATOMIC_SEQ_CST);
 	if (!lazy || !p || __atomic_load_n(&U.inflight, __ATOMIC_SEQ_CST) <= p) {
-		kq_uring_flush();
+		uring_flush();
 	} else {
 		kick_idle(0); /* jobs are in flight: an idle thread gets a deadline */
 	}
 }
 
-void kq_uring_plug(int on)
+static void uring_plug(int on)
 {
 	plugged = on;
 	if (!on)
-		kq_uring_flush();
+		uring_flush();
 }
 
-void kq_uring_fork_prepare(void)
+static void uring_fork_prepare(void)
 {
 	pthread_mutex_lock(&U.lock);
 }
 
-void kq_uring_fork_parent(void)
+static void uring_fork_parent(void)
 {
 	pthread_mutex_unlock(&U.lock);
 }
 
-void kq_uring_fork_child(void)
+static void uring_fork_child(void)
 {
 	/* The rings are shared with the parent: unmap them, never touch them. */
 	if (U.ready) {
@@ -571,3 +576,20 @@ void kq_uring_fork_child(void)
 	reaping = 0;
 	pthread_mutex_unlock(&U.lock);
 }
+
+const struct kq_backend kq_be_uring = {
+    .name = "uring",
+    .queue = uring_queue,
+    .submitted = uring_submitted,
+    .hold = uring_plug,
+    .flush = uring_flush,
+    .collect = uring_collect,
+    .sleeping = uring_sleeping,
+    .poke = uring_poke,
+    .wait_begin = uring_wait_begin,
+    .wait = uring_wait,
+    .wait_end = uring_wait_end,
+    .fork_prepare = uring_fork_prepare,
+    .fork_parent = uring_fork_parent,
+    .fork_child = uring_fork_child,
+};

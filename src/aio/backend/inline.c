@@ -1,10 +1,8 @@
 /* Reads of memory-backed files (tmpfs, ramfs), done by the thread that
  * submits them once it has let go of the engine lock. */
-#include "aio/aio.h"
+#include "aio/backend/backend.h"
 
-#include <linux/magic.h>
-#include <sys/stat.h>
-#include <sys/vfs.h>
+#include <errno.h>
 
 /* A copy out of memory never waits for a device, and costs less than a
  * trip through io_uring, which hands tmpfs reads to a kernel worker (tmpfs
@@ -14,48 +12,22 @@ enum { PENDING_MAX = 64 };
 static __thread struct kq_job *pending[PENDING_MAX];
 static __thread int npending, held;
 
-/* The last mount asked about, per thread: most programs read from one. Only
- * a unique mount id (never reused) may key this; without one, ask each time. */
-static __thread uint64_t last_mnt;
-static __thread int last_mem = -1;
-
-int kq_inline_memfs(int fd, const struct statx *sx)
+static int take(struct kq_job *j)
 {
-	int unique = !!(sx->stx_mask & KQ_STATX_MNT_ID_UNIQUE);
-	if (unique && last_mem >= 0 && sx->stx_mnt_id == last_mnt)
-		return last_mem;
-	struct statfs sf;
-	if (fstatfs(fd, &sf) < 0)
-		return 0;
-	int mem = sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC;
-	if (unique) {
-		last_mnt = sx->stx_mnt_id;
-		last_mem = mem;
-	}
-	return mem;
-}
-
-int kq_inline_take(struct kq_job *j)
-{
-	if (npending == PENDING_MAX)
-		return 0;
-	j->where = KQ_W_RUNNING; /* nothing in between can take it back */
+	if (!(j->flags & KQ_J_INLINE) || npending == PENDING_MAX)
+		return EAGAIN;
+	kq_job_move(j, KQ_W_RUNNING); /* nothing in between can take it back */
+	j->be = &kq_be_inline;
 	pending[npending++] = j;
-	return 1;
+	return 0;
 }
 
-void kq_inline_fork_child(void)
+static void fork_child(void)
 {
 	npending = held = 0; /* a fork from a handler that interrupted a list */
 }
 
-void kq_inline_hold(int on)
-{
-	held = on;
-	kq_inline_run();
-}
-
-void kq_inline_run(void)
+static void run(void)
 {
 	if (held || !npending)
 		return;
@@ -84,3 +56,23 @@ void kq_inline_run(void)
 	}
 	pthread_setcancelstate(cs, NULL);
 }
+
+static void hold(int on)
+{
+	held = on;
+	run();
+}
+
+static void submitted(int lazy)
+{
+	(void)lazy; /* the submitter is the one to do them, now */
+	run();
+}
+
+const struct kq_backend kq_be_inline = {
+    .name = "inline",
+    .queue = take,
+    .submitted = submitted,
+    .hold = hold,
+    .fork_child = fork_child,
+};
