@@ -48,6 +48,7 @@ enum {
 	KQ_J_STREAM = 1,   /* non-seekable fd: ordered, waits for readiness */
 	KQ_J_ORDERED = 2,  /* runs in submission order on its fd (streams, O_APPEND) */
 	KQ_J_BLOCKING = 8, /* stream fd that cannot be polled: run in a worker */
+	KQ_J_LARGE = 16,   /* a large buffered transfer: not done inside the submission */
 	KQ_J_INLINE = 32,  /* a read of a memory-backed file: the submitter does it */
 };
 

@@ -14,6 +14,7 @@
 #include "kq/post.h"
 
 enum { SUB_READ, SUB_WRITE, SUB_READV, SUB_WRITEV, SUB_FSYNC, SUB_FDSYNC };
+enum { LARGE = 64 * 1024 };
 
 _Static_assert(sizeof(struct aiocb) == 168, "glibc struct aiocb layout");
 _Static_assert(offsetof(struct aiocb, __glibc_reserved) == 136, "glibc struct aiocb layout");
@@ -81,6 +82,12 @@ static int validate(struct aiocb *cb, int sub, struct req *r, struct kq_fdinfo *
 	}
 	if (rd && fi->mem && r->nbytes <= (size_t)kq_config.inline_max)
 		r->flags |= KQ_J_INLINE;
+	/* A copy from or to the page cache of more than 64 KiB is left to a
+	 * worker: io_uring would make it inside io_uring_enter when the pages
+	 * are there, and aio_read or lio_listio(LIO_NOWAIT) would return only
+	 * once it is done (LTP aio_suspend/9-1 waits for one to be in flight). */
+	if (fi->kind == KQ_FD_SEEKABLE && !(fi->fl & O_DIRECT) && r->nbytes > LARGE)
+		r->flags |= KQ_J_LARGE;
 	return 0;
 }
 

@@ -73,6 +73,8 @@ static void prep(struct io_uring_sqe *sqe, struct kq_job *j)
 	default:
 		io_uring_prep_fsync(sqe, j->kfd, j->op == KQ_OP_FDSYNC ? IORING_FSYNC_DATASYNC : 0);
 	}
+	if (j->flags & KQ_J_LARGE)
+		io_uring_sqe_set_flags(sqe, IOSQE_ASYNC);
 	io_uring_sqe_set_data(sqe, j);
 }
 
