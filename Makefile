@@ -58,11 +58,11 @@ BENCH_TOOL_SRCS := $(wildcard tools/bench/*.c)
 PROG_CFLAGS := $(CFLAGS_BASE) $(SANFLAGS) $(CFLAGS)
 PROG_LDFLAGS := -L$(BUILD) -Wl,-rpath,$(abspath $(BUILD)) -lkqaio -pthread
 
-.PHONY: bench all lib tools examples tests check check-asan check-tsan check-all check-interop \
+.PHONY: bench benches all lib tools examples tests check check-asan check-tsan check-all check-interop \
 	bench-libevent soak deps demo plot \
 	install uninstall clean format
 
-all: lib tools examples bench
+all: lib tools examples benches
 
 lib: $(SO) $(A)
 
@@ -91,7 +91,13 @@ tools: $(TOOLS)
 LINKED_BENCHES := kq-bench aio-kevent-latency
 BENCH_SRCS := $(filter-out $(LINKED_BENCHES:%=bench/%.c),$(wildcard bench/*.c))
 BENCHES := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
-bench: $(BENCHES) $(patsubst %,$(BUILD)/bench/%,$(notdir $(basename $(wildcard $(LINKED_BENCHES:%=bench/%.c)))))
+benches: $(BENCHES) $(patsubst %,$(BUILD)/bench/%,$(notdir $(basename $(wildcard $(LINKED_BENCHES:%=bench/%.c)))))
+
+# The whole comparison: fio posixaio on glibc and under kqaio-run against fio
+# io_uring, O_DIRECT on disk and tmpfs, depth 1 and 32, one table of medians
+# and ratios (bench/compare.sh; BENCHFLAGS passes options, e.g. -r 7).
+bench: deps all
+	bench/compare.sh $(BENCHFLAGS)
 
 $(BUILD)/bench/%: bench/%.c
 	@mkdir -p $(dir $@)

@@ -146,7 +146,7 @@ struct kq_backend {
 	/* Held: take j, or refuse it (an errno) for the next backend in line. */
 	int (*queue)(struct kq_job *j);
 	int (*cancel)(struct kq_job *j); /* held: 1 if taken back before it ran */
-	void (*submitted)(int lazy);	 /* a submission call ends; lazy: may ride later */
+	void (*submitted)(int lazy);	 /* a submission call ends; lazy: KQ_BATCH_* */
 	void (*hold)(int on);		 /* a list is being queued: start it whole at its end */
 	void (*flush)(void);		 /* start what was queued */
 	void (*collect)(void);		 /* take what is done, if nobody else is */
@@ -201,10 +201,16 @@ extern uint32_t kq_epoch;
 struct kq_config {
 	long max_jobs, listio_max, threads, idle_ms;
 	int stats;
-	int batch;	 /* KQAIO_BATCH: SIGEV_NONE submissions may ride with later ones */
+	int batch;	 /* KQAIO_BATCH: may a SIGEV_NONE submission ride with later ones */
 	long inline_max; /* KQAIO_INLINE: the largest read of tmpfs done by its submitter */
 };
 extern struct kq_config kq_config;
+/* kq_config.batch, and what kq_backend.submitted is told of a submission. */
+enum {
+	KQ_BATCH_NEVER,	   /* it goes to the kernel before its call returns */
+	KQ_BATCH_ADAPTIVE, /* it rides with later ones while others are in flight */
+	KQ_BATCH_ALWAYS,   /* it rides, even on an idle ring */
+};
 
 void kq_aio_init(void); /* once, on first use (init.c) */
 

@@ -85,7 +85,10 @@ static void init_once(void)
 	kq_config.threads = kq_env_long("KQAIO_THREADS", 64, 1, 4096);
 	kq_config.idle_ms = kq_env_long("KQAIO_IDLE_MS", 1000, 1, 3600 * 1000);
 	kq_config.stats = kq_env_flag("KQAIO_STATS");
-	kq_config.batch = kq_env_flag("KQAIO_BATCH");
+	const char *batch = getenv("KQAIO_BATCH");
+	kq_config.batch = !batch || !*batch	       ? KQ_BATCH_ADAPTIVE
+			  : kq_env_flag("KQAIO_BATCH") ? KQ_BATCH_ALWAYS
+						       : KQ_BATCH_NEVER;
 	kq_config.inline_max = kq_env_long("KQAIO_INLINE", 65536, 0, 1L << 30);
 	state_reset();
 	/* I/O workers need little stack: reads and writes go straight to the kernel. */

@@ -211,9 +211,10 @@ int kq_submit(struct aiocb *cb, int sub, struct kq_list *list, struct kq_fdinfo 
 		return -1;
 	}
 	kq_stats_submitted();
-	/* Only the owner's own calls tell it that a SIGEV_NONE job is done:
-	 * with KQAIO_BATCH, its submission may wait for theirs. */
-	KQ_BE_EACH(submitted, kq_config.batch && cb->aio_sigevent.sigev_notify == SIGEV_NONE);
+	/* Only the owner's own calls tell it that a SIGEV_NONE job is done, and
+	 * each of them submits what waits: such a job may ride with later ones. */
+	KQ_BE_EACH(submitted,
+		   cb->aio_sigevent.sigev_notify == SIGEV_NONE ? kq_config.batch : KQ_BATCH_NEVER);
 	return 0;
 }
 

@@ -533,10 +533,14 @@ static void uring_sleeping(void)
 
 static void uring_submitted(int lazy)
 {
-	/* A lazy job rides with later ones when jobs already in the ring will
-	 * complete and flush it, or when its owner next asks about any job. */
+	/* A lazy job rides with later ones: the next completion drained, its
+	 * owner's next call, a full SQ or the completion thread's nap (1 ms)
+	 * submits it. Adaptive: only while jobs already in the ring will
+	 * complete; on an idle ring it goes now, so a lone request waits for
+	 * nothing. */
 	uint32_t p = __atomic_load_n(&U.pending, __ATOMIC_SEQ_CST);
-	if (!lazy || !p || __atomic_load_n(&U.inflight, __ATOMIC_SEQ_CST) <= p) {
+	if (lazy == KQ_BATCH_NEVER || !p ||
+	    (lazy == KQ_BATCH_ADAPTIVE && __atomic_load_n(&U.inflight, __ATOMIC_SEQ_CST) <= p)) {
 		uring_flush();
 	} else {
 		kick_idle(0); /* jobs are in flight: an idle thread gets a deadline */

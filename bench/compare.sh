@@ -1,0 +1,93 @@
+#!/bin/bash
+# The whole comparison (make bench): fio's posixaio engine on glibc and under
+# kqaio-run, and fio's io_uring engine as the ceiling, 4 KiB random reads of
+# one file: O_DIRECT on disk and buffered on tmpfs, at iodepth 1 and 32. The
+# engines alternate within each round; the table gives medians over the
+# rounds, and ratios of kqaio to the peers measured in the same run.
+set -euo pipefail
+usage() {
+	cat <<USAGE
+usage: bench/compare.sh [-t SECONDS] [-r ROUNDS] [-d DISKFILE] [-m MEMFILE] [-s SIZE]
+  -t SECONDS   runtime of each fio run (default 4)
+  -r ROUNDS    interleaved rounds (default 5)
+  -d DISKFILE  file on disk, read with O_DIRECT (default /var/tmp/kqaio-bench-1g)
+  -m MEMFILE   file on tmpfs, read buffered (default /dev/shm/kqaio-bench-256m)
+  -s SIZE      size of a file created here (default 1G on disk, 256M on tmpfs)
+Environment: BUILD (default build) names the kqaio build to preload; KQAIO_*
+settings reach kqaio (KQAIO_BATCH=0, KQAIO_BACKEND=pool, ...).
+USAGE
+}
+secs=4 rounds=5 disk=/var/tmp/kqaio-bench-1g mem=/dev/shm/kqaio-bench-256m size=
+while [ $# -gt 0 ]; do
+	case $1 in
+	-t) secs=$2; shift ;;
+	-r) rounds=$2; shift ;;
+	-d) disk=$2; shift ;;
+	-m) mem=$2; shift ;;
+	-s) size=$2; shift ;;
+	-h | --help) usage; exit 0 ;;
+	*) usage >&2; exit 2 ;;
+	esac
+	shift
+done
+here=$(cd "$(dirname "$0")/.." && pwd)
+run=$here/${BUILD:-build}/kqaio-run
+[ -x "$run" ] || { echo "build kqaio first (make)" >&2; exit 1; }
+command -v fio >/dev/null || { echo "fio is missing (scripts/deps)" >&2; exit 1; }
+create() { # file size
+	[ -f "$1" ] && return
+	echo "creating $1 ($2)" >&2
+	fio --name=create --filename="$1" --size="$2" --rw=write --bs=1M --ioengine=psync \
+		--end_fsync=1 >/dev/null
+}
+create "$disk" "${size:-1G}"
+create "$mem" "${size:-256M}"
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+# One fio run: "config engine IOPS p50-completion-latency-us"
+measure() { # config file direct depth engine [wrapper...]
+	local cfg=$1 file=$2 direct=$3 depth=$4 eng=$5 ioengine=posixaio
+	shift 5
+	[ "$eng" = uring ] && ioengine=io_uring
+	"$@" fio --name=b --filename="$file" --rw=randread --bs=4k --direct="$direct" \
+		--iodepth="$depth" --ioengine="$ioengine" --runtime="$secs" --time_based \
+		--output-format=terse |
+		awk -F';' -v c="$cfg" -v e="$eng" '{split($24, p, "="); print c, e, $8, p[2]; exit}'
+}
+configs=("disk-direct-qd1 $disk 1 1" "disk-direct-qd32 $disk 1 32"
+	"tmpfs-qd1 $mem 0 1" "tmpfs-qd32 $mem 0 32")
+backend=$(KQAIO_STATS=1 "$run" fio --name=p --filename="$mem" --rw=read --bs=4k \
+	--ioengine=posixaio --number_ios=1 2>&1 >/dev/null | sed -n 's/.* backend \([a-z]*\):.*/\1/p')
+for ((i = 1; i <= rounds; i++)); do
+	echo "round $i of $rounds" >&2
+	for c in "${configs[@]}"; do
+		set -- $c
+		measure "$@" glibc >>"$out"
+		measure "$@" kqaio "$run" >>"$out"
+		measure "$@" uring >>"$out"
+	done
+done
+echo "fio 4 KiB random reads, ${secs}s runs, median of $rounds interleaved rounds;" \
+	"kqaio backend $backend; $(date -u +%F)"
+sort -k1,1 -k2,2 -k3,3n "$out" | awk '
+	{ k = $1 " " $2; n[k]++; iops[k, n[k]] = $3; lat[k, n[k]] = $4; cfg[$1] = 1 }
+	function med(a, k,   m, i, v, j, t) {
+		m = n[k]
+		for (i = 1; i <= m; i++) v[i] = a[k, i]
+		for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+		return m % 2 ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2
+	}
+	END {
+		printf "%-17s %9s %9s %9s %9s %9s %8s %8s %8s %8s\n", "config", "glibc", "kqaio",
+			"io_uring", "kq/uring", "kq/glibc", "p50 gl", "p50 kq", "p50 ur", "kq/ur"
+		split("disk-direct-qd1 disk-direct-qd32 tmpfs-qd1 tmpfs-qd32", order, " ")
+		for (o = 1; o <= 4; o++) {
+			c = order[o]
+			if (!(c in cfg)) continue
+			g = med(iops, c " glibc"); q = med(iops, c " kqaio"); u = med(iops, c " uring")
+			lg = med(lat, c " glibc"); lq = med(lat, c " kqaio"); lu = med(lat, c " uring")
+			printf "%-17s %9d %9d %9d %9.2f %9.2f %8d %8d %8d %8.2f\n", c, g, q, u,
+				q / u, q / g, lg, lq, lu, lq / lu
+		}
+		print "(IOPS; p50: median completion latency in us, fio clat)"
+	}'
