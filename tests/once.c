@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <sys/event.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 
 TestSuite(once, .timeout = 30);
@@ -450,4 +451,53 @@ Test(once, handler_reaps_its_job)
 	}
 	signal(sig, SIG_DFL);
 	close(fd);
+}
+
+/* A job's end keeps the program's fcntl() record locks: POSIX drops them on
+ * any close of the file by the process, so the duplicate a job held must not
+ * be closed while the program's fd is open. */
+Test(once, record_lock_survives_a_job)
+{
+	int fd = kqt_file_in(kqt_disk_dir(), 4096); /* not tmpfs: no inline read */
+	struct flock lk = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	cr_assert_eq(fcntl(fd, F_SETLK, &lk), 0, "F_SETLK: %s", strerror(errno));
+	char buf[512];
+	struct aiocb cb;
+	for (int i = 0; i < 2; i++) { /* the second finds the file kept */
+		kqt_cb(&cb, fd, buf, sizeof buf, 512 * i);
+		cr_assert_eq(aio_read(&cb), 0);
+		cr_assert_eq(wait_for(&cb, 10), (ssize_t)sizeof buf);
+	}
+	pid_t p = fork();
+	cr_assert(p >= 0);
+	if (p == 0) { /* another process sees the lock, or not */
+		struct flock q = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+		_exit(fcntl(fd, F_GETLK, &q) == 0 && q.l_type == F_WRLCK ? 0 : 1);
+	}
+	int st;
+	cr_assert_eq(waitpid(p, &st, 0), p);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		  "the program's lock went when its job ended");
+	close(fd);
+}
+
+/* Once the program closes its fd, no duplicate of it stays open. */
+Test(once, close_lets_the_kept_file_go)
+{
+	int fd = kqt_file_in(kqt_disk_dir(), 4096);
+	struct stat want;
+	cr_assert_eq(fstat(fd, &want), 0);
+	char buf[512];
+	struct aiocb cb;
+	kqt_cb(&cb, fd, buf, sizeof buf, 0);
+	cr_assert_eq(aio_read(&cb), 0);
+	cr_assert_eq(wait_for(&cb, 10), (ssize_t)sizeof buf);
+	close(fd);
+	int open_copies = 0;
+	for (int i = 0; i < 1024; i++) {
+		struct stat s;
+		if (fstat(i, &s) == 0 && s.st_dev == want.st_dev && s.st_ino == want.st_ino)
+			open_copies++;
+	}
+	cr_assert_eq(open_copies, 0, "%d descriptors still hold the closed file", open_copies);
 }

@@ -123,6 +123,8 @@ struct kq_fd {
 	uint32_t armed;	       /* epoll events armed on kfd */
 	int registered;
 	int kicked;		 /* on the poller's list of write heads to try */
+	int keep;		 /* a seekable file: the duplicate outlives its jobs (fd.c) */
+	int gone;		 /* the number was closed, or names another file now */
 	struct kq_fd *next_free; /* free list, or the poller's list */
 };
 
@@ -256,6 +258,7 @@ struct kq_fd *kq_fd_lookup(const struct kq_fdinfo *fi); /* lock held: its jobs' 
 int kq_fd_enqueue(struct kq_job *j, const struct kq_fdinfo *fi);
 void kq_fd_job_done(struct kq_job *j); /* lock held: release what waited on j, and the file */
 void kq_fd_put(struct kq_fd *f);       /* lock held: drop a hold (refs) on f */
+void kq_fd_closed(int fd);	       /* the program closes fd (lock not held) */
 void kq_fd_fork_child(void);
 
 /* io.c */

@@ -83,6 +83,8 @@ struct kq_fd *kq_fd_lookup(const struct kq_fdinfo *fi)
 	return f && same_file(f, fi) ? f : NULL;
 }
 
+static void forget(struct kq_fd *f);
+
 /* The state of the file fi describes, with a duplicate of its fd; 0 or errno. */
 static int fd_get(const struct kq_fdinfo *fi, struct kq_fd **fp)
 {
@@ -96,7 +98,7 @@ static int fd_get(const struct kq_fdinfo *fi, struct kq_fd **fp)
 			return EAGAIN;
 		memset(t + kq_aio.nfds, 0, sizeof *t * (size_t)(n - kq_aio.nfds));
 		kq_aio.fds = t;
-		kq_aio.nfds = n;
+		__atomic_store_n(&kq_aio.nfds, n, __ATOMIC_RELAXED); /* kq_fd_closed looks first */
 	}
 	struct kq_fd *f = kq_aio.fds[fd];
 	if (f && same_file(f, fi)) {
@@ -105,7 +107,8 @@ static int fd_get(const struct kq_fdinfo *fi, struct kq_fd **fp)
 	}
 	/* The number was closed and names another file now: the old state
 	 * stays with the jobs still using it. */
-	kq_aio.fds[fd] = NULL;
+	if (f)
+		forget(f);
 	if ((f = free_fds))
 		free_fds = f->next_free;
 	else if (!(f = malloc(sizeof *f)))
@@ -122,6 +125,7 @@ static int fd_get(const struct kq_fdinfo *fi, struct kq_fd **fp)
 	f->dev = fi->dev;
 	f->ino = fi->ino;
 	f->fl = fi->fl;
+	f->keep = fi->kind == KQ_FD_SEEKABLE;
 	kq_list_init(&f->rq);
 	kq_list_init(&f->wq);
 	kq_list_init(&f->wb);
@@ -131,13 +135,10 @@ static int fd_get(const struct kq_fdinfo *fi, struct kq_fd **fp)
 	return 0;
 }
 
-/* The last job on the file is over: let the duplicate go, so a close by the
- * program closes the file. The memory is kept for the next file, never
- * freed: an event the poller took before the DEL may still name it. */
-void kq_fd_put(struct kq_fd *f)
+/* Lets the duplicate go. The memory is kept for the next file, never freed:
+ * an event the poller took before the DEL may still name it. */
+static void release(struct kq_fd *f)
 {
-	if (--f->refs)
-		return;
 	if (f->registered)
 		epoll_ctl(kq_aio.epfd, EPOLL_CTL_DEL, f->kfd, NULL);
 	kq_close(f->kfd);
@@ -151,6 +152,40 @@ void kq_fd_put(struct kq_fd *f)
 	free_fds = f;
 }
 
+/* The number no longer names f's file: its jobs keep it, the last lets go. */
+static void forget(struct kq_fd *f)
+{
+	f->gone = 1;
+	if (f->fd < kq_aio.nfds && kq_aio.fds[f->fd] == f)
+		kq_aio.fds[f->fd] = NULL;
+	if (!f->refs)
+		release(f);
+}
+
+/* The last job on the file is over. A stream's duplicate goes now, so that a
+ * close by the program closes the socket. A seekable file's stays until the
+ * program closes its fd (kq_fd_closed) or the number names another file:
+ * closing a duplicate would drop the process's fcntl() record locks on the
+ * file, which POSIX ties to any close of it, and the next job needs no dup. */
+void kq_fd_put(struct kq_fd *f)
+{
+	if (--f->refs)
+		return;
+	if (!f->keep || f->gone)
+		release(f);
+}
+
+void kq_fd_closed(int fd)
+{
+	if (fd < 0 || fd >= __atomic_load_n(&kq_aio.nfds, __ATOMIC_RELAXED))
+		return; /* most closes: never an AIO fd */
+	pthread_mutex_lock(&kq_aio.lock);
+	struct kq_fd *f = fd >= 0 && fd < kq_aio.nfds ? kq_aio.fds[fd] : NULL;
+	if (f)
+		forget(f);
+	pthread_mutex_unlock(&kq_aio.lock);
+}
+
 void kq_fd_fork_child(void)
 {
 	/* The table describes the parent's jobs; their duplicates are ours to close. */
@@ -160,7 +195,7 @@ void kq_fd_fork_child(void)
 		kq_close(f->kfd);
 	}
 	kq_aio.fds = NULL;
-	kq_aio.nfds = 0;
+	__atomic_store_n(&kq_aio.nfds, 0, __ATOMIC_RELAXED);
 	free_fds = NULL;
 }
 

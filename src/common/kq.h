@@ -73,4 +73,8 @@ static inline int kq_close(int fd)
 	return __close(fd);
 }
 
+/* The program closes fd (src/aio/fd.c lets go of the file it kept for it).
+ * Lock not held; not in a signal handler that interrupted the library. */
+void kq_fd_closed(int fd);
+
 #endif

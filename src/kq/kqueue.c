@@ -246,6 +246,8 @@ KQ_API int kqueuex(unsigned int flags)
 KQ_API int close(int fd)
 {
 	KQ_ENTER(nested);
+	if (!nested)
+		kq_fd_closed(fd); /* before: after, the number may be another file's */
 	struct kq *kq = __atomic_load_n(&reg_live, __ATOMIC_RELAXED) ? kq_get(fd) : NULL;
 	int r = kq_close(fd);
 	if (kq) {
