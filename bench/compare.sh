@@ -57,7 +57,7 @@ measure() { # config file direct depth engine [wrapper...]
 configs=("disk-direct-qd1 $disk 1 1" "disk-direct-qd32 $disk 1 32"
 	"tmpfs-qd1 $mem 0 1" "tmpfs-qd32 $mem 0 32")
 backend=$(KQAIO_STATS=1 "$run" fio --name=p --filename="$mem" --rw=read --bs=4k \
-	--ioengine=posixaio --number_ios=1 2>&1 >/dev/null | sed -n 's/.* backend \([a-z]*\):.*/\1/p')
+	--ioengine=posixaio --number_ios=1 --thread 2>&1 >/dev/null | sed -n 's/.* backend \([a-z]*\):.*/\1/p')
 for ((i = 1; i <= rounds; i++)); do
 	echo "round $i of $rounds" >&2
 	for c in "${configs[@]}"; do
