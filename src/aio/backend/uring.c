@@ -80,10 +80,43 @@ static void prep(struct io_uring_sqe *sqe, struct kq_job *j)
 
 static void signal_locked(void);
 static void uring_flush(void);
+static void kick_idle(int loud);
+
+/* When a thread that submitted exits, the kernel cancels what its io-wq
+ * workers had not started, and says so in CQEs (-ECANCELED) that a quiet
+ * job's owner may not come to collect for a long time, while the job needs
+ * them to go on in a worker (reap_cqe). So the completion thread is woken
+ * at such an exit: it then looks every 10 ms while jobs are in the ring. */
+static pthread_key_t exit_key;
+static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+static __thread int exit_hooked;
+
+static void on_exit_of_submitter(void *arg)
+{
+	(void)arg;
+	kick_idle(0);
+}
+
+static void exit_key_init(void)
+{
+	if (pthread_key_create(&exit_key, on_exit_of_submitter))
+		kq_debug("pthread_key_create failed: exits of submitters go unseen");
+}
+
+static void hook_exit(void)
+{
+	if (exit_hooked)
+		return;
+	exit_hooked = 1;
+	pthread_once(&exit_once, exit_key_init);
+	pthread_setspecific(exit_key, &exit_hooked); /* any non-NULL value */
+}
 
 /* U.lock held. */
 static void submit_locked(void)
 {
+	if (U.pending)
+		hook_exit();
 	while (U.pending) {
 		int r = io_uring_submit(&U.ring);
 		if (r > 0)
