@@ -30,18 +30,10 @@ while [ $# -gt 0 ]; do
 	esac
 	shift
 done
-here=$(cd "$(dirname "$0")/.." && pwd)
-run=$here/${BUILD:-build}/kqaio-run
-[ -x "$run" ] || { echo "build kqaio first (make)" >&2; exit 1; }
-command -v fio >/dev/null || { echo "fio is missing (scripts/deps)" >&2; exit 1; }
-create() { # file size
-	[ -f "$1" ] && return
-	echo "creating $1 ($2)" >&2
-	fio --name=create --filename="$1" --size="$2" --rw=write --bs=1M --ioengine=psync \
-		--end_fsync=1 >/dev/null
-}
-create "$disk" "${size:-1G}"
-create "$mem" "${size:-256M}"
+. "$(dirname "$0")/fio-common.sh"
+fio_bench_init
+fio_bench_file "$disk" "${size:-1G}"
+fio_bench_file "$mem" "${size:-256M}"
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 # One fio run: "config engine IOPS p50-completion-latency-us"
@@ -56,8 +48,7 @@ measure() { # config file direct depth engine [wrapper...]
 }
 configs=("disk-direct-qd1 $disk 1 1" "disk-direct-qd32 $disk 1 32"
 	"tmpfs-qd1 $mem 0 1" "tmpfs-qd32 $mem 0 32")
-backend=$(KQAIO_STATS=1 "$run" fio --name=p --filename="$mem" --rw=read --bs=4k \
-	--ioengine=posixaio --number_ios=1 --thread 2>&1 >/dev/null | sed -n 's/.* backend \([a-z]*\):.*/\1/p')
+backend=$(fio_bench_backend "$mem")
 for ((i = 1; i <= rounds; i++)); do
 	echo "round $i of $rounds" >&2
 	for c in "${configs[@]}"; do

@@ -30,14 +30,9 @@ while [ $# -gt 0 ]; do
 	esac
 	shift
 done
-here=$(cd "$(dirname "$0")/.." && pwd)
-run=$here/${BUILD:-build}/kqaio-run
-[ -x "$run" ] || { echo "build kqaio first (make)" >&2; exit 1; }
-if [ ! -f "$file" ]; then
-	echo "creating $file ($size)" >&2
-	fio --name=create --filename="$file" --size="$size" --rw=write --bs=1M \
-		--ioengine=psync --end_fsync=1 >/dev/null
-fi
+. "$(dirname "$0")/fio-common.sh"
+fio_bench_init
+fio_bench_file "$file" "$size"
 measure() { # engine, then an optional wrapper: prints "IOPS CPU-microseconds-per-I/O"
 	local engine=$1; shift
 	"$@" fio --name=b --filename="$file" --size="$size" --rw=randread --bs=4k \
@@ -45,8 +40,7 @@ measure() { # engine, then an optional wrapper: prints "IOPS CPU-microseconds-pe
 		--time_based --output-format=terse |
 		awk -F';' '{printf "%d %.2f\n", $8, ($88 + $89) * 1e4 / ($8 ? $8 : 1); exit}'
 }
-backend=$(KQAIO_STATS=1 "$run" fio --name=p --filename="$file" --size="$size" --rw=read \
-	--bs=4k --ioengine=posixaio --number_ios=1 --thread 2>&1 >/dev/null | sed -n 's/.* backend \([a-z]*\):.*/\1/p')
+backend=$(fio_bench_backend "$file")
 results=$(for ((i = 1; i <= rounds; i++)); do
 	echo "glibc $(measure posixaio)"
 	echo "kqaio $(measure posixaio "$run")"
