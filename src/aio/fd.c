@@ -180,7 +180,7 @@ void kq_fd_closed(int fd)
 	if (fd < 0 || fd >= __atomic_load_n(&kq_aio.nfds, __ATOMIC_RELAXED))
 		return; /* most closes: never an AIO fd */
 	pthread_mutex_lock(&kq_aio.lock);
-	struct kq_fd *f = fd >= 0 && fd < kq_aio.nfds ? kq_aio.fds[fd] : NULL;
+	struct kq_fd *f = fd < kq_aio.nfds ? kq_aio.fds[fd] : NULL; /* again, under the lock */
 	if (f)
 		forget(f);
 	pthread_mutex_unlock(&kq_aio.lock);
