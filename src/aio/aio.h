@@ -154,6 +154,7 @@ struct kq_backend {
 	void (*collect)(void);		 /* take what is done, if nobody else is */
 	void (*sleeping)(void);		 /* a thread will sleep on the completion futex */
 	void (*poke)(void);		 /* a completion came: wake a thread waiting in wait */
+	int (*help)(void);		 /* a thread would wait: 1 if it did a queued job instead */
 	/* Waiting in the backend itself: begin is nonzero when this thread may
 	 * (it then reaps for everyone until end); wait sleeps until something
 	 * is done, the deadline (ETIMEDOUT) or a signal (EINTR). */
@@ -205,6 +206,7 @@ struct kq_config {
 	int stats;
 	int batch;	 /* KQAIO_BATCH: may a SIGEV_NONE submission ride with later ones */
 	long inline_max; /* KQAIO_INLINE: the largest read of tmpfs done by its submitter */
+	int copier;	 /* KQAIO_COPIER: deep queues of such reads go to a copier thread */
 };
 extern struct kq_config kq_config;
 /* kq_config.batch, and what kq_backend.submitted is told of a submission. */

@@ -42,6 +42,12 @@ int kq_wait_until(int (*ready)(void *), void *arg, const struct timespec *deadli
 	if (!nolock) {
 		KQ_BE_EACH(flush);
 		KQ_BE_EACH(collect);
+		/* Work queued behind this thread's own jobs is its to do, not to
+		 * sleep on. ready may take what it finds (aio_waitcomplete). */
+		for (int i = 0; !poll && i < KQ_BE_N; i++)
+			while (kq_aio.be[i] && kq_aio.be[i]->help && kq_aio.be[i]->help())
+				if (ready(arg))
+					return 0;
 	}
 	const struct kq_backend *be = kq_aio.be[KQ_BE_MAIN];
 	int how = !poll && !nolock && be->wait_begin ? be->wait_begin() : 0;

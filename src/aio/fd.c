@@ -206,13 +206,6 @@ static int is_sync(const struct kq_job *j)
 
 int kq_fd_enqueue(struct kq_job *j, const struct kq_fdinfo *fi)
 {
-	/* Done before this call returns: the program's fd is the file it named. */
-	if (j->flags & KQ_J_INLINE) {
-		j->kfd = j->fd;
-		if (kq_aio.be[KQ_BE_INLINE]->queue(j) == 0)
-			return 0;
-		j->flags &= (uint8_t)~KQ_J_INLINE;
-	}
 	struct kq_fd *f;
 	int err = fd_get(fi, &f);
 	if (err)
@@ -220,6 +213,11 @@ int kq_fd_enqueue(struct kq_job *j, const struct kq_fdinfo *fi)
 	f->refs++;
 	j->fdst = f;
 	j->kfd = f->kfd;
+	if (j->flags & KQ_J_INLINE) {
+		if (kq_aio.be[KQ_BE_INLINE]->queue(j) == 0)
+			return 0;
+		j->flags &= (uint8_t)~KQ_J_INLINE;
+	}
 	int sync = is_sync(j);
 	if (sync && !kq_list_empty(&f->wb)) {
 		/* Only a write can head the list: fsyncs leave it as they reach the head. */

@@ -90,6 +90,8 @@ static void init_once(void)
 			  : kq_env_flag("KQAIO_BATCH") ? KQ_BATCH_ALWAYS
 						       : KQ_BATCH_NEVER;
 	kq_config.inline_max = kq_env_long("KQAIO_INLINE", 65536, 0, 1L << 30);
+	const char *copier = getenv("KQAIO_COPIER");
+	kq_config.copier = !copier || !*copier || kq_env_flag("KQAIO_COPIER");
 	state_reset();
 	/* I/O workers need little stack: reads and writes go straight to the kernel. */
 	kq_tpool_init(&kq_aio.workers, "kqaio-io", (int)kq_config.threads, (int)kq_config.idle_ms,
