@@ -1,7 +1,9 @@
 /* Reads of tmpfs done by their submitter (KQAIO_INLINE): a read up to the
  * limit is over when aio_read returns, one above it is not, a list of them
- * still reports once, and KQAIO_INLINE=0 hands them all to the backend. A
- * buffer that stalls on first touch (userfaultfd) shows which thread copies. */
+ * still reports once, and KQAIO_INLINE=0 hands them all to the backend; with
+ * many outstanding, the copier thread does them (KQAIO_COPIER), and a thread
+ * that would wait does the queued ones. A buffer that stalls on first touch
+ * (userfaultfd) shows which thread copies. */
 #include "kqt.h"
 #include "stall.h"
 
@@ -250,4 +252,133 @@ Test(inline, a_new_mount_on_a_reused_device_number_is_asked_again)
 	close(m.fd);
 	umount(dir);
 	rmdir(dir);
+}
+
+/* A program that keeps many reads outstanding (fio at iodepth 32) has them
+ * copied beside it: DEEP finished, unreaped reads make the next ones deep. */
+enum { DEEP_N = 8 };
+struct deep {
+	int fd;
+	char buf[DEEP_N][64];
+	struct aiocb cb[DEEP_N];
+};
+
+static void deep_begin(struct deep *d)
+{
+	d->fd = kqt_file(4096);
+	for (int i = 0; i < DEEP_N; i++) {
+		kqt_cb(&d->cb[i], d->fd, d->buf[i], sizeof d->buf[i], 64 * i);
+		cr_assert_eq(aio_read(&d->cb[i]), 0);
+	}
+	for (int i = 0; i < DEEP_N; i++) {
+		const struct aiocb *l[1] = {&d->cb[i]};
+		while (aio_error(&d->cb[i]) == EINPROGRESS)
+			aio_suspend(l, 1, NULL);
+	}
+}
+
+static void deep_end(struct deep *d)
+{
+	for (int i = 0; i < DEEP_N; i++) {
+		cr_assert_eq(aio_return(&d->cb[i]), 64);
+		cr_assert(kqt_check(d->buf[i], 64 * i, 64));
+	}
+	close(d->fd);
+}
+
+Test(inline, with_many_outstanding_the_copier_does_it)
+{
+	struct deep d;
+	deep_begin(&d);
+	cr_assert(!held_in_aio_read(4096), "aio_read copied with %d reads outstanding", DEEP_N);
+	deep_end(&d);
+}
+
+static void no_copier(void)
+{
+	setenv("KQAIO_COPIER", "0", 1);
+}
+
+Test(inline, kqaio_copier_0_keeps_it_on_the_submitter, .init = no_copier)
+{
+	struct deep d;
+	deep_begin(&d);
+	cr_assert(held_in_aio_read(4096), "KQAIO_COPIER=0 still handed the copy over");
+	deep_end(&d);
+}
+
+/* The copier held on a stalled buffer; reads queued behind it. */
+struct behind {
+	struct deep d;
+	struct kqt_stall st;
+	struct aiocb stalled;
+};
+
+static void stall_the_copier(struct behind *b)
+{
+	deep_begin(&b->d);
+	kqt_stall_init(&b->st, 4096);
+	int fd = kqt_file(4096);
+	kqt_cb(&b->stalled, fd, b->st.buf, 4096, 0);
+	cr_assert_eq(aio_read(&b->stalled), 0);
+	kqt_stall_wait_blocked(&b->st);
+}
+
+static void release_the_copier(struct behind *b)
+{
+	kqt_stall_release(&b->st);
+	cr_assert_eq(kqt_wait(&b->stalled), 4096);
+	close(b->stalled.aio_fildes);
+	deep_end(&b->d);
+}
+
+/* Reads the copier runs after aio_read returned still read the file their fd
+ * named then, though the number names another file by the time. */
+Test(inline, a_read_left_to_the_copier_keeps_its_file)
+{
+	struct behind b;
+	stall_the_copier(&b);
+	enum { N = 32 };
+	static char buf[N][64];
+	struct aiocb cb[N];
+	int fa = kqt_file(4096);
+	for (int i = 0; i < N; i++) {
+		kqt_cb(&cb[i], fa, buf[i], sizeof buf[i], 64 * i);
+		cr_assert_eq(aio_read(&cb[i]), 0);
+	}
+	cr_assert_eq(aio_error(&cb[0]), EINPROGRESS, "not queued behind the stalled copy");
+	close(fa);
+	int z = open("/dev/zero", O_RDONLY | O_CLOEXEC);
+	cr_assert(z >= 0);
+	if (z != fa) {
+		cr_assert_eq(dup2(z, fa), fa);
+		close(z);
+	}
+	release_the_copier(&b);
+	for (int i = 0; i < N; i++) {
+		cr_assert_eq(kqt_wait(&cb[i]), 64, "read %d: %s", i, strerror(errno));
+		cr_assert(kqt_check(buf[i], 64 * i, 64), "read %d has another file's bytes", i);
+	}
+	close(fa);
+}
+
+/* A thread that would wait for a read still queued does it itself. */
+Test(inline, a_waiting_thread_does_a_queued_copy)
+{
+	struct behind b;
+	stall_the_copier(&b);
+	static char buf[64];
+	struct aiocb cb;
+	int fd = kqt_file(4096);
+	kqt_cb(&cb, fd, buf, sizeof buf, 128);
+	cr_assert_eq(aio_read(&cb), 0);
+	cr_assert_eq(aio_error(&cb), EINPROGRESS, "not queued behind the stalled copy");
+	const struct aiocb *l[1] = {&cb};
+	struct timespec ts = {5, 0};
+	cr_assert_eq(aio_suspend(l, 1, &ts), 0, "aio_suspend: %s", strerror(errno));
+	cr_assert_eq(aio_error(&b.stalled), EINPROGRESS);
+	cr_assert_eq(aio_return(&cb), 64);
+	cr_assert(kqt_check(buf, 128, 64));
+	close(fd);
+	release_the_copier(&b);
 }

@@ -501,3 +501,35 @@ Test(once, close_lets_the_kept_file_go)
 	}
 	cr_assert_eq(open_copies, 0, "%d descriptors still hold the closed file", open_copies);
 }
+
+/* dup2 onto a number (which kqaio does not see, unlike close) makes it name
+ * another file: the next job reads that one, not the file whose duplicate
+ * kqaio keeps from the last job. A is 4096 bytes, B 8192: a read at 4096
+ * gets 0 bytes from A. */
+static void read_after_dup2_onto(const char *dir)
+{
+	int fa = kqt_file_in(dir, 4096), fb = kqt_file_in(dir, 8192);
+	static char buf[64];
+	struct aiocb cb;
+	for (int i = 0; i < 2; i++) { /* the second one as a hint remembers it */
+		kqt_cb(&cb, fa, buf, sizeof buf, 0);
+		cr_assert_eq(aio_read(&cb), 0);
+		cr_assert_eq(wait_for(&cb, 10), 64);
+	}
+	cr_assert_eq(dup2(fb, fa), fa);
+	kqt_cb(&cb, fa, buf, sizeof buf, 4096);
+	cr_assert_eq(aio_read(&cb), 0);
+	cr_assert_eq(wait_for(&cb, 10), 64, "read the old file");
+	cr_assert(kqt_check(buf, 4096, 64));
+	close(fa), close(fb);
+}
+
+Test(once, dup2_onto_a_tmpfs_number_reads_the_new_file)
+{
+	read_after_dup2_onto("/dev/shm");
+}
+
+Test(once, dup2_onto_a_disk_number_reads_the_new_file)
+{
+	read_after_dup2_onto(kqt_disk_dir());
+}

@@ -112,10 +112,11 @@ struct kq_list {
 
 /* Per open file with jobs in flight (fd.c). */
 struct kq_fd {
-	int fd;	  /* the program's number, while it names this file */
-	int kfd;  /* our duplicate of it, closed with the last job */
-	int refs; /* jobs holding kfd */
-	int fl;	  /* with dev and ino: which file, to tell a reused number */
+	uint32_t gen; /* first: bumped as kfd closes; kept when reused (fd.c hints) */
+	int fd;	      /* the program's number, while it names this file */
+	int kfd;      /* our duplicate of it, closed with the last job */
+	int refs;     /* jobs holding kfd */
+	int fl;	      /* with dev and ino: which file, to tell a reused number */
 	uint64_t dev, ino;
 	struct kq_link rq, wq; /* ordered reads / writes; the head is the one active */
 	struct kq_link wb;     /* writes and fsyncs in submission order (the barrier) */
@@ -254,7 +255,9 @@ void kq_complete_locked(struct kq_job *j, ssize_t res, int err, struct kq_batch 
 void kq_job_finish(struct kq_job *j, ssize_t res, int err); /* for backends */
 
 /* fd.c */
-int kq_fd_describe(int fd, struct kq_fdinfo *fi);	/* flags, kind, identity: 0 or EBADF */
+/* Flags, kind, identity: 0 or EBADF. fresh_fl: the flags as they are now
+ * (a write: O_APPEND), not as this thread last saw them on the same file. */
+int kq_fd_describe(int fd, struct kq_fdinfo *fi, int fresh_fl);
 struct kq_fd *kq_fd_lookup(const struct kq_fdinfo *fi); /* lock held: its jobs' state, or NULL */
 /* Lock held: take the file, order, barrier, dispatch; 0 or errno. */
 int kq_fd_enqueue(struct kq_job *j, const struct kq_fdinfo *fi);

@@ -38,7 +38,7 @@ KQ_API int aio_cancel(int fd, struct aiocb *cb)
 	int result = AIO_ALLDONE;
 	/* Without cb: the jobs on the file fd names now, not one it named before. */
 	struct kq_fdinfo fi = {.fd = -1, .fl = -1};
-	int known = !cb && kq_fd_describe(fd, &fi) == 0;
+	int known = !cb && kq_fd_describe(fd, &fi, 0) == 0;
 	pthread_mutex_lock(&kq_aio.lock);
 	if (cb) {
 		struct kq_job *j = kq_job_of(cb);

@@ -6,6 +6,7 @@
 #include "aio/aio.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,8 @@
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
+
+_Static_assert(offsetof(struct kq_fd, gen) == 0, "reuse clears all of a kq_fd after gen");
 
 static struct kq_fd *free_fds;
 static struct kq_link live = {&live, &live}; /* every kq_fd holding a duplicate */
@@ -41,12 +44,69 @@ static int memory_fs(int fd, const struct statx *sx)
 	return mem;
 }
 
-int kq_fd_describe(int fd, struct kq_fdinfo *fi)
+/* What each thread last learned of a few fds, each with the kq_fd of its
+ * file: while our duplicate there is the same open file description as the
+ * program's fd (F_DUPFD_QUERY, Linux 6.10), the inode and the access mode
+ * are what they were, and one fcntl replaces fcntl and statx. Only a
+ * seekable file's duplicate outlives its jobs; a stream is asked about each
+ * time. */
+#ifndef F_DUPFD_QUERY
+#define F_DUPFD_QUERY 1027
+#endif
+enum { HINTS = 16 };
+static __thread struct hint {
+	int fd, kfd;
+	uint32_t epoch, gen; /* kq_epoch, and f->gen when kfd was f's */
+	struct kq_fd *f;     /* never freed: only reused, with gen bumped */
+	struct kq_fdinfo fi;
+} hints[HINTS];
+static int query_off; /* the kernel has no F_DUPFD_QUERY: ask each time */
+
+static int hinted(int fd, struct kq_fdinfo *fi)
+{
+	struct hint *h = &hints[fd & (HINTS - 1)];
+	if (!h->f || h->fd != fd || h->epoch != __atomic_load_n(&kq_epoch, __ATOMIC_RELAXED) ||
+	    __atomic_load_n(&query_off, __ATOMIC_RELAXED) ||
+	    __atomic_load_n(&h->f->gen, __ATOMIC_SEQ_CST) != h->gen)
+		return 0;
+	int r = fcntl(fd, F_DUPFD_QUERY, h->kfd);
+	if (r < 0 && errno == EINVAL)
+		__atomic_store_n(&query_off, 1, __ATOMIC_RELAXED);
+	/* Unchanged after the call: kfd was not yet closed (release bumps gen
+	 * first), so it was still our duplicate when the kernel compared. */
+	if (r != 1 || __atomic_load_n(&h->f->gen, __ATOMIC_SEQ_CST) != h->gen)
+		return 0;
+	*fi = h->fi;
+	return 1;
+}
+
+/* Lock held: f now holds fi's file for this thread's next submissions. */
+static void hint(const struct kq_fdinfo *fi, struct kq_fd *f)
+{
+	if (!f->keep)
+		return;
+	struct hint *h = &hints[fi->fd & (HINTS - 1)];
+	h->fd = fi->fd;
+	h->kfd = f->kfd;
+	h->epoch = __atomic_load_n(&kq_epoch, __ATOMIC_RELAXED);
+	h->gen = __atomic_load_n(&f->gen, __ATOMIC_RELAXED);
+	h->f = f;
+	h->fi = *fi;
+}
+
+int kq_fd_describe(int fd, struct kq_fdinfo *fi, int fresh_fl)
 {
 	if (fi->fd != fd) {
-		fi->fd = fd;
-		fi->fl = fcntl(fd, F_GETFL);
-		fi->kind = 0;
+		if (fd >= 0 && hinted(fd, fi)) {
+			/* F_SETFL may have changed O_APPEND since: a write asks. */
+			if (fresh_fl &&
+			    (fi->fl = fcntl(fd, F_GETFL)) != hints[fd & (HINTS - 1)].fi.fl)
+				fi->kind = 0;
+		} else {
+			fi->fd = fd;
+			fi->fl = fcntl(fd, F_GETFL);
+			fi->kind = 0;
+		}
 	}
 	if (fi->fl < 0 || (fi->fl & O_PATH))
 		return EBADF;
@@ -102,6 +162,7 @@ static int fd_get(const struct kq_fdinfo *fi, struct kq_fd **fp)
 	}
 	struct kq_fd *f = kq_aio.fds[fd];
 	if (f && same_file(f, fi)) {
+		hint(fi, f);
 		*fp = f;
 		return 0;
 	}
@@ -111,9 +172,13 @@ static int fd_get(const struct kq_fdinfo *fi, struct kq_fd **fp)
 		forget(f);
 	if ((f = free_fds))
 		free_fds = f->next_free;
-	else if (!(f = malloc(sizeof *f)))
+	else if ((f = malloc(sizeof *f)))
+		f->gen = 0;
+	else
 		return EAGAIN;
-	memset(f, 0, sizeof *f);
+	/* All but gen, which a thread's hint may be reading (and which must
+	 * never come back to a value a hint holds). */
+	memset((char *)f + sizeof f->gen, 0, sizeof *f - sizeof f->gen);
 	f->kfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	if (f->kfd < 0) {
 		int err = errno == EBADF ? EBADF : EAGAIN; /* EMFILE: out of descriptors */
@@ -131,6 +196,7 @@ static int fd_get(const struct kq_fdinfo *fi, struct kq_fd **fp)
 	kq_list_init(&f->wb);
 	kq_list_add_tail(&live, &f->link);
 	kq_aio.fds[fd] = f;
+	hint(fi, f);
 	*fp = f;
 	return 0;
 }
@@ -141,6 +207,7 @@ static void release(struct kq_fd *f)
 {
 	if (f->registered)
 		epoll_ctl(kq_aio.epfd, EPOLL_CTL_DEL, f->kfd, NULL);
+	__atomic_add_fetch(&f->gen, 1, __ATOMIC_SEQ_CST); /* before the number is free */
 	kq_close(f->kfd);
 	f->kfd = -1;
 	f->registered = 0;

@@ -40,7 +40,7 @@ static int validate(struct aiocb *cb, int sub, struct req *r, struct kq_fdinfo *
 		return err;
 	/* Once per fd per call: a lio_listio of many entries on one fd costs
 	 * two system calls, not two each. */
-	if ((err = kq_fd_describe(cb->aio_fildes, fi)))
+	if ((err = kq_fd_describe(cb->aio_fildes, fi, sub == SUB_WRITE || sub == SUB_WRITEV)))
 		return err;
 	r->flags = 0;
 	r->iovcnt = 0;
