@@ -5,6 +5,7 @@
  * out) or fails if a completion is left in the ring or a submission in the SQ. */
 #include "kqt.h"
 
+#include <sys/event.h>
 #include <time.h>
 
 TestSuite(reaping, .timeout = 30);
@@ -86,8 +87,8 @@ Test(reaping, two_sleepers_each_get_their_job)
  * issued while their owner sleeps (no aio_* call at all): the buffers fill. */
 Test(reaping, batched_submissions_are_issued_while_their_owner_sleeps)
 {
-	setenv("KQAIO_BATCH", "1", 1); /* read at first use, which is below */
-	int fd = kqt_file(1 << 20);
+	setenv("KQAIO_BATCH", "1", 1);		       /* read at first use, which is below */
+	int fd = kqt_file_in(kqt_disk_dir(), 1 << 20); /* tmpfs reads never ride */
 	enum { N = 16 };
 	static char bufs[N][4096];
 	memset(bufs, 0, sizeof bufs);
@@ -110,6 +111,81 @@ Test(reaping, batched_submissions_are_issued_while_their_owner_sleeps)
 		cr_assert(kqt_check(bufs[i], (off_t)i * 8192 + 1, 4096));
 	}
 	close(fd);
+}
+
+/* Requests that ask to be told (a kevent, a signal) ride too: each is
+ * issued and told once while the owner only waits for the news. */
+enum { TOLD_N = 16 };
+
+static int disk_reads(struct aiocb *cbs, char (*bufs)[4096], const struct sigevent *sev)
+{
+	setenv("KQAIO_BATCH", "1", 1);
+	int fd = kqt_file_in(kqt_disk_dir(), 1 << 20);
+	for (int i = 0; i < TOLD_N; i++) {
+		kqt_cb(&cbs[i], fd, bufs[i], 4096, (off_t)i * 8192 + 1);
+		cbs[i].aio_sigevent = *sev;
+		cbs[i].aio_sigevent.sigev_value.sival_int = i;
+		cr_assert_eq(aio_read(&cbs[i]), 0);
+	}
+	return fd;
+}
+
+static void reap_disk_reads(struct aiocb *cbs, char (*bufs)[4096], int fd)
+{
+	for (int i = 0; i < TOLD_N; i++) {
+		cr_assert_eq(aio_return(&cbs[i]), 4096, "read %d", i);
+		cr_assert(kqt_check(bufs[i], (off_t)i * 8192 + 1, 4096), "read %d", i);
+	}
+	close(fd);
+}
+
+Test(reaping, batched_kevent_requests_are_told_while_their_owner_waits_in_kevent)
+{
+	int kq = kqueue();
+	cr_assert(kq >= 0);
+	static char bufs[TOLD_N][4096];
+	struct aiocb cbs[TOLD_N];
+	struct sigevent sev = {.sigev_notify = SIGEV_KEVENT, .sigev_notify_kqueue = kq};
+	int fd = disk_reads(cbs, bufs, &sev);
+	int seen[TOLD_N] = {0}, got = 0;
+	struct timespec ts = {10, 0};
+	while (got < TOLD_N) {
+		struct kevent ev[TOLD_N];
+		int n = kevent(kq, NULL, 0, ev, TOLD_N, &ts);
+		cr_assert_gt(n, 0, "%d of %d told: %s", got, TOLD_N,
+			     n ? strerror(errno) : "timeout");
+		for (int k = 0; k < n; k++) {
+			cr_assert_eq(ev[k].filter, EVFILT_AIO);
+			int i = (int)((struct aiocb *)ev[k].ident - cbs);
+			cr_assert(i >= 0 && i < TOLD_N);
+			cr_assert_eq(seen[i]++, 0, "read %d told twice", i);
+			cr_assert_eq(aio_return(&cbs[i]), 4096, "read %d", i); /* its knote goes */
+			cr_assert(kqt_check(bufs[i], (off_t)i * 8192 + 1, 4096), "read %d", i);
+			got++;
+		}
+	}
+	close(fd);
+	close(kq);
+}
+
+Test(reaping, batched_signal_requests_are_told_while_their_owner_waits_for_signals)
+{
+	int sig = SIGRTMIN + 3;
+	kqt_block_sig(sig);
+	static char bufs[TOLD_N][4096];
+	struct aiocb cbs[TOLD_N];
+	struct sigevent sev = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = sig};
+	int fd = disk_reads(cbs, bufs, &sev);
+	int seen[TOLD_N] = {0};
+	siginfo_t si;
+	for (int k = 0; k < TOLD_N; k++) {
+		cr_assert(kqt_take_sig(sig, &si, 10000), "%d of %d signals", k, TOLD_N);
+		int i = si.si_value.sival_int;
+		cr_assert(i >= 0 && i < TOLD_N);
+		cr_assert_eq(seen[i]++, 0, "read %d told twice", i);
+	}
+	cr_assert_not(kqt_take_sig(sig, &si, 100), "a signal more, for %d", si.si_value.sival_int);
+	reap_disk_reads(cbs, bufs, fd);
 }
 
 /* aio_waitcomplete with a zero timeout only looks: it must see a job the

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "common/env.h"
+#include "kq/post.h"
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
@@ -77,6 +78,12 @@ static void pick_backend(void)
 	kq_debug("backend uring; streams on the pool, %ld threads at most", kq_config.threads);
 }
 
+/* kevent() may be where a SIGEV_KEVENT request's owner waits for it. */
+static void flush_held(void)
+{
+	KQ_BE_EACH(flush);
+}
+
 static void init_once(void)
 {
 	kq_debug_init();
@@ -99,6 +106,7 @@ static void init_once(void)
 	kq_stats_init();
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 	pick_backend();
+	kq_post_set_flush(flush_held);
 }
 
 void kq_aio_init(void)

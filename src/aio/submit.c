@@ -211,10 +211,11 @@ int kq_submit(struct aiocb *cb, int sub, struct kq_list *list, struct kq_fdinfo 
 		return -1;
 	}
 	kq_stats_submitted();
-	/* Only the owner's own calls tell it that a SIGEV_NONE job is done, and
-	 * each of them submits what waits: such a job may ride with later ones. */
-	KQ_BE_EACH(submitted,
-		   cb->aio_sigevent.sigev_notify == SIGEV_NONE ? kq_config.batch : KQ_BATCH_NEVER);
+	/* A job may ride with later ones: its owner's next AIO call or kevent()
+	 * submits what waits, and so does the next completion, or the
+	 * completion thread within a millisecond (a signal or a thread may be
+	 * all the owner waits for). */
+	KQ_BE_EACH(submitted, kq_config.batch);
 	return 0;
 }
 

@@ -33,6 +33,20 @@ const struct kq_filter kq_filt_lio = {
     .event = aio_event,
 };
 
+static void (*aio_flush)(void);
+
+void kq_post_set_flush(void (*flush)(void))
+{
+	__atomic_store_n(&aio_flush, flush, __ATOMIC_RELEASE);
+}
+
+void kq_aio_flush(void)
+{
+	void (*flush)(void) = __atomic_load_n(&aio_flush, __ATOMIC_ACQUIRE);
+	if (flush)
+		flush();
+}
+
 void kq_drop_posted(struct kq *kq)
 {
 	struct kq_link gone;

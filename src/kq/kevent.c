@@ -222,6 +222,8 @@ KQ_API int kevent(int fd, const struct kevent *changes, int nchanges, struct kev
 		kq_put(kq);
 		return errno = EBADF, -1;
 	}
+	if (nevents && !nested)
+		kq_aio_flush();
 	pthread_mutex_lock(&kq->lock);
 	uint32_t pass = ++kq->pass;
 	int n = 0, err = 0;

@@ -199,6 +199,7 @@ extern unsigned kq_sig_entering;
 extern int __sigaction(int sig, const struct sigaction *act, struct sigaction *old);
 uint64_t kq_signal_swallowed(void);	/* deliveries no program handler saw */
 void kq_proc_fork_child(struct kq *kq); /* close the pidfds */
+void kq_aio_flush(void);		/* kevent: the engine starts what it held back */
 void kq_drop_posted(struct kq *kq);	/* a closed kq: drop its AIO and LIO knotes */
 void kq_proc_event(struct kq *kq, uint32_t pid, uint32_t gen);
 void kq_vnode_read(struct kq *kq);

@@ -24,5 +24,9 @@ void kq_post_detach(struct kq_knote *kn);
 /* Reaped where no lock may be taken (a signal handler): the knote reports
  * nothing more, until kq_post_detach takes it away. Async-signal-safe. */
 void kq_post_hide(struct kq_knote *kn);
+/* Called by kevent() before it looks for events, without a lock held: the
+ * engine starts requests it held back to batch them (they may be the ones
+ * the caller waits for). Set once, at the engine's start. */
+void kq_post_set_flush(void (*flush)(void));
 
 #endif
