@@ -205,7 +205,7 @@ extern uint32_t kq_epoch;
 struct kq_config {
 	long max_jobs, listio_max, threads, idle_ms;
 	int stats;
-	int batch;	 /* KQAIO_BATCH: may a SIGEV_NONE submission ride with later ones */
+	int batch;	 /* KQAIO_BATCH: may a submission ride with later ones */
 	long inline_max; /* KQAIO_INLINE: the largest read of tmpfs done by its submitter */
 	int copier;	 /* KQAIO_COPIER: deep queues of such reads go to a copier thread */
 };

@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <time.h>
 
+#include "common/futex.h"
+
 /* A copy out of memory never waits for a device, and costs less than a
  * trip through io_uring, which hands tmpfs reads to a kernel worker and an
  * interrupt back. Jobs wait here from dispatch, under the lock, to the end
@@ -109,12 +111,9 @@ static void *copier(void *arg)
 		pthread_mutex_lock(&C.lock);
 		if (C.n)
 			continue;
-		struct timespec dl;
-		clock_gettime(CLOCK_MONOTONIC, &dl);
-		dl.tv_sec += kq_config.idle_ms / 1000;
-		dl.tv_nsec += kq_config.idle_ms % 1000 * 1000000L;
-		if (dl.tv_nsec >= 1000000000L)
-			dl.tv_sec++, dl.tv_nsec -= 1000000000L;
+		struct timespec dl,
+		    idle = {kq_config.idle_ms / 1000, kq_config.idle_ms % 1000 * 1000000L};
+		kq_deadline(&idle, &dl);
 		C.sleeping = 1;
 		int r = pthread_cond_timedwait(&C.cond, &C.lock, &dl);
 		C.sleeping = 0;
