@@ -5,7 +5,10 @@
  * out) or fails if a completion is left in the ring or a submission in the SQ. */
 #include "kqt.h"
 
+#include <linux/perf_event.h>
+#include <sys/ioctl.h>
 #include <sys/event.h>
+#include <sys/syscall.h>
 #include <time.h>
 
 TestSuite(reaping, .timeout = 30);
@@ -110,6 +113,63 @@ Test(reaping, batched_submissions_are_issued_while_their_owner_sleeps)
 		cr_assert_eq(kqt_wait(&cbs[i]), 4096);
 		cr_assert(kqt_check(bufs[i], (off_t)i * 8192 + 1, 4096));
 	}
+	close(fd);
+}
+
+/* Counts this thread's io_uring_enter calls (a tracepoint, as root), or -1. */
+static int enter_counter(void)
+{
+	FILE *f = fopen("/sys/kernel/tracing/events/syscalls/sys_enter_io_uring_enter/id", "r");
+	unsigned long long id;
+	int ok = f && fscanf(f, "%llu", &id) == 1;
+	if (f)
+		fclose(f);
+	if (!ok)
+		return -1;
+	struct perf_event_attr a = {.type = PERF_TYPE_TRACEPOINT, .size = sizeof a, .config = id};
+	return (int)syscall(SYS_perf_event_open, &a, 0, -1, -1, PERF_FLAG_FD_CLOEXEC);
+}
+
+/* By default a read made while others are in flight rides, but only until
+ * the SQ holds an eighth of what is in flight (two at least): 64 O_DIRECT
+ * reads made back to back cost their submitter some io_uring_enter calls,
+ * more than one (an unbounded ride) and fewer than one each (no ride). */
+Test(reaping, by_default_rides_are_short)
+{
+	unsetenv("KQAIO_BATCH");
+	int fd = kqt_file_in(kqt_disk_dir(), 1 << 20);
+	cr_assert_eq(fsync(fd), 0);
+	char path[64];
+	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+	int dfd = open(path, O_RDONLY | O_DIRECT);
+	if (dfd < 0)
+		cr_skip_test("no O_DIRECT in %s", kqt_disk_dir());
+	if (strcmp(kqaio_backend(), "uring"))
+		cr_skip_test("the %s backend has no SQ", kqaio_backend());
+	int ctr = enter_counter();
+	if (ctr < 0)
+		cr_skip_test("no tracepoint to count io_uring_enter (not root?)");
+	enum { N = 64 };
+	static char bufs[N][4096] __attribute__((aligned(4096)));
+	struct aiocb cbs[N];
+	uint64_t enters = 0;
+	cr_assert_eq(ioctl(ctr, PERF_EVENT_IOC_ENABLE, 0), 0);
+	for (int i = 0; i < N; i++) {
+		kqt_cb(&cbs[i], dfd, bufs[i], 4096, (off_t)i * 8192);
+		cr_assert_eq(aio_read(&cbs[i]), 0);
+	}
+	cr_assert_eq(ioctl(ctr, PERF_EVENT_IOC_DISABLE, 0), 0);
+	cr_assert_eq(read(ctr, &enters, sizeof enters), (ssize_t)sizeof enters);
+	for (int i = 0; i < N; i++) {
+		cr_assert_eq(kqt_wait(&cbs[i]), 4096);
+		cr_assert(kqt_check(bufs[i], (off_t)i * 8192, 4096));
+	}
+	/* The completion thread may take a ride or two itself (its 1 ms nap);
+	 * a bound of an eighth leaves the submitter about eight. */
+	cr_assert(enters >= 4 && enters <= 48, "%llu io_uring_enter calls for %d reads",
+		  (unsigned long long)enters, N);
+	close(ctr);
+	close(dfd);
 	close(fd);
 }
 

@@ -564,16 +564,25 @@ static void uring_sleeping(void)
 	}
 }
 
+/* A rider is one eighth of what is in flight, at least two. */
+enum { RIDE_SHARE = 8, RIDE_MIN = 2 };
+
 static void uring_submitted(int lazy)
 {
 	/* A lazy job rides with later ones: the next completion drained, its
 	 * owner's next call, a full SQ or the completion thread's nap (1 ms)
 	 * submits it. Adaptive: only while jobs already in the ring will
-	 * complete; on an idle ring it goes now, so a lone request waits for
-	 * nothing. */
+	 * complete, and only until the SQ holds an eighth of what is in
+	 * flight. Measured on a virtio disk at depth 32, riding without that
+	 * bound fed the device in bursts as long as the queue (31 completions
+	 * per interrupt) and lost a third of the rate; a pair per
+	 * io_uring_enter halves the syscalls and starves nothing, and at
+	 * depth 256 longer rides save CPU while the device stays full. On an
+	 * idle ring a job goes now, so a lone request waits for nothing. */
 	uint32_t p = __atomic_load_n(&U.pending, __ATOMIC_SEQ_CST);
-	if (lazy == KQ_BATCH_NEVER || !p ||
-	    (lazy == KQ_BATCH_ADAPTIVE && __atomic_load_n(&U.inflight, __ATOMIC_SEQ_CST) <= p)) {
+	uint32_t in = __atomic_load_n(&U.inflight, __ATOMIC_SEQ_CST);
+	uint32_t most = in / RIDE_SHARE > RIDE_MIN ? in / RIDE_SHARE : RIDE_MIN;
+	if (lazy == KQ_BATCH_NEVER || !p || (lazy == KQ_BATCH_ADAPTIVE && (in <= p || p >= most))) {
 		uring_flush();
 	} else {
 		kick_idle(0); /* jobs are in flight: an idle thread gets a deadline */
