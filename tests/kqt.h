@@ -74,6 +74,21 @@ static inline const char *kqt_disk_dir(void)
 	return d ? d : "/var/tmp";
 }
 
+/* A file of size bytes of the pattern on disk, opened O_DIRECT (reads go to
+ * the device); skips the test where the disk has no O_DIRECT. */
+static inline int kqt_direct_file(size_t size)
+{
+	int fd = kqt_file_in(kqt_disk_dir(), size);
+	cr_assert_eq(fsync(fd), 0);
+	char path[64];
+	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+	int dfd = open(path, O_RDONLY | O_DIRECT);
+	close(fd);
+	if (dfd < 0)
+		cr_skip_test("no O_DIRECT in %s", kqt_disk_dir());
+	return dfd;
+}
+
 static inline void kqt_cb(struct aiocb *cb, int fd, void *buf, size_t n, off_t off)
 {
 	memset(cb, 0, sizeof *cb);

@@ -137,13 +137,7 @@ static int enter_counter(void)
 Test(reaping, by_default_rides_are_short)
 {
 	unsetenv("KQAIO_BATCH");
-	int fd = kqt_file_in(kqt_disk_dir(), 1 << 20);
-	cr_assert_eq(fsync(fd), 0);
-	char path[64];
-	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-	int dfd = open(path, O_RDONLY | O_DIRECT);
-	if (dfd < 0)
-		cr_skip_test("no O_DIRECT in %s", kqt_disk_dir());
+	int dfd = kqt_direct_file(1 << 20);
 	if (strcmp(kqaio_backend(), "uring"))
 		cr_skip_test("the %s backend has no SQ", kqaio_backend());
 	int ctr = enter_counter();
@@ -170,7 +164,6 @@ Test(reaping, by_default_rides_are_short)
 		  (unsigned long long)enters, N);
 	close(ctr);
 	close(dfd);
-	close(fd);
 }
 
 /* Requests that ask to be told (a kevent, a signal) ride too: each is

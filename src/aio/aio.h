@@ -208,6 +208,7 @@ struct kq_config {
 	int batch;	 /* KQAIO_BATCH: may a submission ride with later ones */
 	long inline_max; /* KQAIO_INLINE: the largest read of tmpfs done by its submitter */
 	int copier;	 /* KQAIO_COPIER: deep queues of such reads go to a copier thread */
+	long spin_ns;	 /* KQAIO_SPIN: how long a waiter in the ring may spin first */
 };
 extern struct kq_config kq_config;
 /* kq_config.batch, and what kq_backend.submitted is told of a submission. */

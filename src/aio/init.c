@@ -99,6 +99,7 @@ static void init_once(void)
 	kq_config.inline_max = kq_env_long("KQAIO_INLINE", 65536, 0, 1L << 30);
 	const char *copier = getenv("KQAIO_COPIER");
 	kq_config.copier = !copier || !*copier || kq_env_flag("KQAIO_COPIER");
+	kq_config.spin_ns = kq_env_long("KQAIO_SPIN", 50, 0, 10000) * 1000;
 	state_reset();
 	/* I/O workers need little stack: reads and writes go straight to the kernel. */
 	kq_tpool_init(&kq_aio.workers, "kqaio-io", (int)kq_config.threads, (int)kq_config.idle_ms,
