@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <time.h>
 
+#include "common/cpu.h"
 #include "common/futex.h"
 
 /* A copy out of memory never waits for a device, and costs less than a
@@ -107,7 +108,7 @@ static void *copier(void *arg)
 		pthread_mutex_unlock(&C.lock);
 		for (long long end = now_ns() + SPIN_NS;
 		     !__atomic_load_n(&C.n, __ATOMIC_RELAXED) && now_ns() < end;)
-			__builtin_ia32_pause();
+			kq_cpu_relax();
 		pthread_mutex_lock(&C.lock);
 		if (C.n)
 			continue;
