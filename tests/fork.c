@@ -55,11 +55,11 @@ static ssize_t wait_secs(struct aiocb *cb, int secs)
 	return aio_return(cb);
 }
 
-/* Starts the library's threads before a fork (one worker, kept for a minute, and the
- * stream poller) so that no thread is being created at the moment of fork(): a thread
- * half-started at fork time can wedge a sanitizer runtime's locks in the child, which is
- * not what these tests are about. Jobs queued after this are served by that one worker,
- * so several stay in flight across the fork. */
+/* Starts the library's threads before a fork (one worker, kept for a minute, the
+ * stream poller, and the copier that takes deep queues of tmpfs reads) so that no thread is being
+ * created at the moment of fork(): a thread half-started at fork time can wedge a sanitizer
+ * runtime's locks in the child, which is not what these tests are about. Jobs queued after this are
+ * served by that one worker, so several stay in flight across the fork. */
 static void start_threads(int fd)
 {
 	struct aioinit init = {.aio_threads = 1, .aio_idle_time = 60};
@@ -69,6 +69,16 @@ static void start_threads(int fd)
 	kqt_cb(&cb, fd, buf, sizeof buf, 0);
 	cr_assert_eq(aio_read(&cb), 0);
 	cr_assert_eq(wait_secs(&cb, 10), (ssize_t)sizeof buf);
+	struct aiocb deep[8];
+	for (int i = 0; i < 8; i++) {
+		kqt_cb(&deep[i], fd, buf, sizeof buf, 0);
+		cr_assert_eq(aio_read(&deep[i]), 0);
+	}
+	for (int i = 0; i < 8; i++)
+		cr_assert_eq(wait_secs(&deep[i], 10), (ssize_t)sizeof buf);
+	/* The copier names itself once it runs. */
+	for (int ms = 0; ms < 2000 && kqt_count_threads("kqaio-copy") < 1; ms++)
+		usleep(1000);
 	int p[2];
 	cr_assert_eq(pipe(p), 0);
 	cr_assert_eq(write(p[1], "w", 1), 1);
