@@ -46,3 +46,10 @@ int kq_deadline(const struct timespec *rel, struct timespec *out)
 	}
 	return 0;
 }
+
+int64_t kq_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}

@@ -15,4 +15,7 @@ void kq_futex_wake(uint32_t *word, int n);
 /* *out = now + rel on CLOCK_MONOTONIC. Returns EINVAL for a malformed rel. */
 int kq_deadline(const struct timespec *rel, struct timespec *out);
 
+/* Now on CLOCK_MONOTONIC, in ns. */
+int64_t kq_now_ns(void);
+
 #endif

@@ -37,13 +37,6 @@ const struct kq_filter *kq_filter_of(short filter)
 	}
 }
 
-int64_t kq_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static size_t slot(const struct kq *kq, uintptr_t ident, short filter)
 {
 	uint64_t h = ((uint64_t)ident ^ ((uint64_t)(uint16_t)filter << 48)) * 0x9e3779b97f4a7c15ull;

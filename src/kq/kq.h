@@ -10,6 +10,7 @@
 #include <sys/event.h>
 #include <sys/types.h>
 
+#include "common/futex.h"
 #include "common/kq.h"
 
 struct kq;
@@ -203,7 +204,5 @@ void kq_aio_flush(void);		/* kevent: the engine starts what it held back */
 void kq_drop_posted(struct kq *kq);	/* a closed kq: drop its AIO and LIO knotes */
 void kq_proc_event(struct kq *kq, uint32_t pid, uint32_t gen);
 void kq_vnode_read(struct kq *kq);
-
-int64_t kq_now_ns(void); /* CLOCK_MONOTONIC */
 
 #endif

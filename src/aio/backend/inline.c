@@ -84,13 +84,6 @@ static int pop_locked(struct kq_job **js, int max)
 	return n;
 }
 
-static long long now_ns(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec * 1000000000LL + t.tv_nsec;
-}
-
 static void *copier(void *arg)
 {
 	(void)arg;
@@ -106,8 +99,8 @@ static void *copier(void *arg)
 			continue;
 		}
 		pthread_mutex_unlock(&C.lock);
-		for (long long end = now_ns() + SPIN_NS;
-		     !__atomic_load_n(&C.n, __ATOMIC_RELAXED) && now_ns() < end;)
+		for (long long end = kq_now_ns() + SPIN_NS;
+		     !__atomic_load_n(&C.n, __ATOMIC_RELAXED) && kq_now_ns() < end;)
 			kq_cpu_relax();
 		pthread_mutex_lock(&C.lock);
 		if (C.n)

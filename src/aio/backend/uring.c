@@ -21,6 +21,7 @@
 
 #include "common/cpu.h"
 #include "common/env.h"
+#include "common/futex.h"
 #include "common/taskwork.h"
 
 /* The CQ holds as many completions as there can be jobs (KQAIO_MAX_JOBS'
@@ -490,13 +491,6 @@ static int uring_wait_begin(void)
 	return nested ? 2 + was : 1;
 }
 
-static long long now_ns(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec * 1000000000LL + t.tv_nsec;
-}
-
 /* How long this thread's recent waits in the ring lasted (a moving average,
  * ns): it spins first only while they are shorter than the spin window. */
 static __thread long long wait_avg;
@@ -522,7 +516,7 @@ static int spun(const struct timespec *deadline, long long start)
 		long long d = deadline->tv_sec * 1000000000LL + deadline->tv_nsec;
 		end = d < end ? d : end;
 	}
-	for (long long t = start; t < end; t = now_ns()) {
+	for (long long t = start; t < end; t = kq_now_ns()) {
 		if (cq_nonempty()) {
 			waited(t - start);
 			return 1;
@@ -536,7 +530,7 @@ static int uring_wait(const struct timespec *deadline)
 {
 	if (drain())
 		return 0;
-	long long start = now_ns();
+	long long start = kq_now_ns();
 	/* Signals wait while it spins: one that comes then is pending when the
 	 * ring's sleep installs the old mask, and ends that sleep with EINTR,
 	 * as it would have ended the sleep itself. */
@@ -554,7 +548,7 @@ static int uring_wait(const struct timespec *deadline)
 	struct __kernel_timespec ts, *tsp = NULL;
 	int r = 0;
 	if (deadline) {
-		long long ns = deadline->tv_sec * 1000000000LL + deadline->tv_nsec - now_ns();
+		long long ns = deadline->tv_sec * 1000000000LL + deadline->tv_nsec - kq_now_ns();
 		ts.tv_sec = ns / 1000000000LL;
 		ts.tv_nsec = ns % 1000000000LL;
 		tsp = &ts;
@@ -566,7 +560,7 @@ static int uring_wait(const struct timespec *deadline)
 		r = io_uring_wait_cqes(&U.ring, &cqe, 1, tsp, during);
 	if (during)
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
-	waited(now_ns() - start); /* a timeout or a signal counts: a long wait */
+	waited(kq_now_ns() - start); /* a timeout or a signal counts: a long wait */
 	if (r == -ETIME)
 		return ETIMEDOUT;
 	if (r == -EINTR)
