@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <time.h>
 
 TestSuite(threads, .timeout = 30);
@@ -251,6 +252,69 @@ Test(threads, several_threads_suspended_on_one_job_all_wake)
 		cr_assert_eq(s[i].r, 0, "waiter %d: %d (%s)", i, s[i].r, strerror(s[i].err));
 	}
 	cr_assert_eq(aio_return(&cb), 4);
+}
+
+/* Sleeps in aio_suspend on its own pipe read, counting the sleeps it took. */
+struct own {
+	struct aiocb *cb;
+	int r, err;
+	long sleeps;
+};
+
+static void *own_thread(void *arg)
+{
+	struct own *o = arg;
+	const struct aiocb *l[1] = {o->cb};
+	struct timespec ts = {20, 0};
+	struct rusage u0, u1;
+	getrusage(RUSAGE_THREAD, &u0);
+	o->r = aio_suspend(l, 1, &ts);
+	o->err = errno;
+	getrusage(RUSAGE_THREAD, &u1);
+	o->sleeps = u1.ru_nvcsw - u0.ru_nvcsw; /* a sleep is a voluntary switch */
+	return NULL;
+}
+
+Test(threads, a_completion_wakes_only_the_thread_waiting_for_it)
+{
+	/* One thread waits on its own read while this one completes 30 of its
+	 * own: the sleeper is not woken for them (it would be, once each, if
+	 * every completion woke every sleeper). A third thread holds the ring's
+	 * sleep (uring backend), so both others sleep on futexes. */
+	enum { ROUNDS = 30 };
+	int ph[2], pb[2], pa[2];
+	cr_assert_eq(pipe(ph), 0);
+	cr_assert_eq(pipe(pb), 0);
+	cr_assert_eq(pipe(pa), 0);
+	char bh[4], bb[4], ba[4];
+	struct aiocb ch, cbb, ca;
+	kqt_cb(&ch, ph[0], bh, 1, 0);
+	kqt_cb(&cbb, pb[0], bb, 1, 0);
+	cr_assert_eq(aio_read(&ch), 0);
+	cr_assert_eq(aio_read(&cbb), 0);
+	static struct own h, b;
+	h = (struct own){&ch, -2, 0, 0};
+	b = (struct own){&cbb, -2, 0, 0};
+	pthread_t th, tb;
+	cr_assert_eq(pthread_create(&th, NULL, own_thread, &h), 0);
+	usleep(50 * 1000);
+	cr_assert_eq(pthread_create(&tb, NULL, own_thread, &b), 0);
+	usleep(50 * 1000);
+	for (int i = 0; i < ROUNDS; i++) {
+		kqt_cb(&ca, pa[0], ba, 1, 0);
+		cr_assert_eq(aio_read(&ca), 0);
+		cr_assert_eq(write(pa[1], "a", 1), 1);
+		cr_assert_eq(kqt_wait(&ca), 1, "round %d", i);
+	}
+	cr_assert_eq(write(pb[1], "b", 1), 1);
+	pthread_join(tb, NULL);
+	cr_assert_eq(b.r, 0, "aio_suspend: %d (%s)", b.r, strerror(b.err));
+	cr_assert_eq(aio_return(&cbb), 1);
+	cr_assert_lt(b.sleeps, ROUNDS / 3, "the waiter slept %ld times", b.sleeps);
+	cr_assert_eq(write(ph[1], "h", 1), 1);
+	pthread_join(th, NULL);
+	cr_assert_eq(h.r, 0);
+	cr_assert_eq(aio_return(&ch), 1);
 }
 
 enum { CR_JOBS = 300 };

@@ -58,15 +58,22 @@ struct kq_list;
 struct kq_fd;
 struct kq_backend;
 
+/* A thread asleep on jobs it alone watches (aio_suspend): their ends wake
+ * it, and no other sleeper (complete.c). One per thread. */
+struct kq_waiter {
+	uint32_t word; /* futex word, bumped by each watched job's end */
+};
+
 struct kq_job {
 	struct kq_work work;  /* backend run queue */
 	struct kq_link qlink; /* fd order queue, or the done queue */
 	struct kq_link wlink; /* fd write list (fsync barrier) */
 	struct kq_link alink; /* every unfinished job, for aio_cancel(fd, NULL) */
 	struct aiocb *cb;
-	struct kq_list *list; /* the list counting this job, until it is done */
-	struct kq_list *lio;  /* the list this job came in, until it is reaped */
-	struct kq_knote *kn;  /* SIGEV_KEVENT: its EVFILT_AIO knote */
+	struct kq_list *list;	   /* the list counting this job, until it is done */
+	struct kq_list *lio;	   /* the list this job came in, until it is reaped */
+	struct kq_knote *kn;	   /* SIGEV_KEVENT: its EVFILT_AIO knote */
+	struct kq_waiter *watcher; /* the one thread its end wakes, until then */
 	struct kq_fd *fdst;
 	const struct kq_backend *be; /* the one that took it */
 	uint32_t gen;
@@ -139,6 +146,8 @@ struct kq_batch {
 		int64_t data;
 		int once;
 	} note[2 * KQ_BATCH_JOBS];
+	int nwake;
+	uint32_t *wake[KQ_BATCH_JOBS]; /* watchers' words (struct kq_waiter) */
 };
 
 /* A backend runs jobs (backend/). The core calls one only through this
@@ -186,7 +195,8 @@ struct kq_aio {
 	struct kq_link active; /* unfinished jobs */
 	struct kq_link done;   /* finished, unreaped, oldest first */
 	uint32_t seq;	       /* futex word, bumped on every completion */
-	uint32_t waiters;      /* threads sleeping on seq */
+	uint32_t waiters;      /* threads sleeping on a completion futex */
+	uint32_t broadcast;    /* of those, the ones on seq: each completion wakes them */
 	long njobs;	       /* jobs not yet reaped */
 	struct kq_job *free_jobs;
 	struct kq_job *reaped; /* claimed without the lock, to be freed (job.c) */
@@ -249,7 +259,8 @@ void kq_batch_init(struct kq_batch *b);
 /* Owe the notification sev asks for (kn: its knote, data: the kevent's data). */
 void kq_batch_add(struct kq_batch *b, const struct sigevent *sev, struct kq_knote *kn, int64_t data,
 		  int once);
-void kq_batch_flush(struct kq_batch *b); /* lock not held */
+void kq_batch_wake(struct kq_batch *b, struct kq_waiter *w); /* lock held */
+void kq_batch_flush(struct kq_batch *b);		     /* lock not held */
 
 /* complete.c */
 void kq_complete_locked(struct kq_job *j, ssize_t res, int err, struct kq_batch *b);
@@ -291,11 +302,19 @@ void kq_notify_fork_prepare(void);
 void kq_notify_fork_parent(void);
 void kq_notify_fork_child(void);
 
-/* Sleeps on completions until ready(arg) is true. Returns 0, EAGAIN at the
- * deadline (NULL: none; poll: look once) or EINTR on a signal. nolock: in a
- * signal handler that may have interrupted a lock holder, only the futex. */
-int kq_wait_until(int (*ready)(void *), void *arg, const struct timespec *deadline, int poll,
-		  int nolock);
+/* What kq_wait_until sleeps on: ready(arg) is true once it may return;
+ * watch, if there, claims (on) or lets go of (!on) the jobs it waits for,
+ * lock held: 1 if every one is now w's alone, 0 if another thread watches
+ * one (then any completion wakes it), -1 if one is already done. */
+struct kq_wait {
+	int (*ready)(void *arg);
+	int (*watch)(void *arg, struct kq_waiter *w, int on);
+	void *arg;
+};
+/* Sleeps on completions until ready. Returns 0, EAGAIN at the deadline
+ * (NULL: none; poll: look once) or EINTR on a signal. nolock: in a signal
+ * handler that may have interrupted a lock holder, only the futex. */
+int kq_wait_until(const struct kq_wait *w, const struct timespec *deadline, int poll, int nolock);
 
 /* stats.c */
 void kq_stats_submitted(void);

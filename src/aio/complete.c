@@ -18,6 +18,10 @@ void kq_complete_locked(struct kq_job *j, ssize_t res, int err, struct kq_batch 
 	kq_list_add_tail(&kq_aio.done, &j->qlink);
 	kq_stats_completed(j->op, res, err);
 	kq_batch_add(b, &j->sev, j->kn, err, 0);
+	if (j->watcher) {
+		kq_batch_wake(b, j->watcher);
+		j->watcher = NULL;
+	}
 	if (j->list) {
 		kq_list_entry_done(j->list, err != 0, b);
 		j->list = NULL;
@@ -35,8 +39,45 @@ void kq_job_finish(struct kq_job *j, ssize_t res, int err)
 	kq_batch_flush(&b);
 }
 
-int kq_wait_until(int (*ready)(void *), void *arg, const struct timespec *deadline, int poll,
-		  int nolock)
+/* One per thread, not on the stack: a handler that longjmps out of a wait
+ * leaves its jobs pointing at something that still lives, and whose word
+ * a late completion may bump (an early wake, nothing worse). */
+static __thread struct kq_waiter me;
+
+/* Sleeps on a word of its own while w->watch finds every job it waits for
+ * watched by this thread alone: with many threads each waiting on its own
+ * reads, a completion then wakes only the one it concerns. Returns 1 when
+ * ready, EAGAIN (ETIMEDOUT), EINTR, or 0: the jobs are shared, sleep on seq. */
+static int wait_own(const struct kq_wait *w, const struct timespec *deadline)
+{
+	pthread_mutex_lock(&kq_aio.lock);
+	int mine = w->watch(w->arg, &me, 1);
+	pthread_mutex_unlock(&kq_aio.lock);
+	if (mine <= 0)
+		return mine < 0;
+	int err;
+	for (;;) {
+		/* The word, then the jobs: a completion after that look bumps
+		 * the word (under the lock, before letting the job go), so the
+		 * sleep does not start. */
+		uint32_t seen = __atomic_load_n(&me.word, __ATOMIC_SEQ_CST);
+		if (w->ready(w->arg)) {
+			err = 1;
+			break;
+		}
+		err = kq_futex_wait(&me.word, seen, deadline);
+		if (err) {
+			err = err == ETIMEDOUT ? EAGAIN : err;
+			break;
+		}
+	}
+	pthread_mutex_lock(&kq_aio.lock);
+	w->watch(w->arg, &me, 0);
+	pthread_mutex_unlock(&kq_aio.lock);
+	return err;
+}
+
+int kq_wait_until(const struct kq_wait *w, const struct timespec *deadline, int poll, int nolock)
 {
 	int err;
 	if (!nolock) {
@@ -46,14 +87,14 @@ int kq_wait_until(int (*ready)(void *), void *arg, const struct timespec *deadli
 		 * sleep on. ready may take what it finds (aio_waitcomplete). */
 		for (int i = 0; !poll && i < KQ_BE_N; i++)
 			while (kq_aio.be[i] && kq_aio.be[i]->help && kq_aio.be[i]->help())
-				if (ready(arg))
+				if (w->ready(w->arg))
 					return 0;
 	}
 	const struct kq_backend *be = kq_aio.be[KQ_BE_MAIN];
 	int how = !poll && !nolock && be->wait_begin ? be->wait_begin() : 0;
 	if (how) {
 		/* Completions reach this thread straight from the kernel. */
-		while (!(err = ready(arg) ? -1 : be->wait(deadline)))
+		while (!(err = w->ready(w->arg) ? -1 : be->wait(deadline)))
 			;
 		be->wait_end(how);
 		return err < 0 ? 0 : err == ETIMEDOUT ? EAGAIN : err;
@@ -63,9 +104,15 @@ int kq_wait_until(int (*ready)(void *), void *arg, const struct timespec *deadli
 	__atomic_add_fetch(&kq_aio.waiters, 1, __ATOMIC_SEQ_CST);
 	if (!poll && !nolock)
 		KQ_BE_EACH(sleeping); /* quiet jobs need the completion thread now */
+	err = poll || nolock || !w->watch || w->ready(w->arg) ? 0 : wait_own(w, deadline);
+	if (err) {
+		__atomic_sub_fetch(&kq_aio.waiters, 1, __ATOMIC_SEQ_CST);
+		return err == 1 ? 0 : err;
+	}
+	__atomic_add_fetch(&kq_aio.broadcast, 1, __ATOMIC_SEQ_CST);
 	for (;;) {
 		uint32_t seen = __atomic_load_n(&kq_aio.seq, __ATOMIC_SEQ_CST);
-		if (ready(arg)) {
+		if (w->ready(w->arg)) {
 			err = 0;
 			break;
 		}
@@ -75,6 +122,7 @@ int kq_wait_until(int (*ready)(void *), void *arg, const struct timespec *deadli
 			break;
 		}
 	}
+	__atomic_sub_fetch(&kq_aio.broadcast, 1, __ATOMIC_SEQ_CST);
 	__atomic_sub_fetch(&kq_aio.waiters, 1, __ATOMIC_SEQ_CST);
 	return err;
 }

@@ -17,6 +17,7 @@ static void state_reset(void)
 	kq_list_init(&kq_aio.done);
 	kq_aio.njobs = 0;
 	kq_aio.waiters = 0;
+	kq_aio.broadcast = 0;
 	/* The parent's jobs and lists are not ours: leave them, don't reuse them. */
 	kq_aio.free_jobs = NULL;
 	kq_aio.reaped = NULL;

@@ -80,6 +80,7 @@ struct kq_job *kq_job_alloc(void)
 	j->list = NULL;
 	j->lio = NULL;
 	j->kn = NULL;
+	j->watcher = NULL;
 	j->fdst = NULL;
 	j->be = NULL;
 	j->flags = 0;

@@ -114,7 +114,8 @@ KQ_API ssize_t aio_waitcomplete(struct aiocb **cbp, struct timespec *timeout)
 	}
 	kq_aio_init();
 	struct take t = {0};
-	int err = kq_wait_until(take_oldest, &t, dlp, poll, 0);
+	struct kq_wait w = {take_oldest, NULL, &t};
+	int err = kq_wait_until(&w, dlp, poll, 0);
 	if (!err) {
 		*cbp = t.cb;
 		err = t.err;

@@ -1,4 +1,5 @@
-/* aio_suspend: sleep on the completion futex until a listed job is done. */
+/* aio_suspend: sleep until a listed job is done, on a futex of its own
+ * while no other thread watches those jobs. */
 #include "aio/aio.h"
 
 #include <errno.h>
@@ -28,6 +29,31 @@ static int any_done(void *arg)
 	return !outstanding;
 }
 
+/* Lock held. Claims the listed jobs for w (on), or lets them go. */
+static int watch(void *arg, struct kq_waiter *w, int on)
+{
+	const struct watch *l = arg;
+	int i, mine = 1;
+	for (i = 0; on && i < l->n && mine > 0; i++) {
+		struct kq_job *j = l->list[i] ? kq_job_of((struct aiocb *)l->list[i]) : NULL;
+		if (!j)
+			continue; /* reaped, or never submitted: any_done decides */
+		if (j->where == KQ_W_DONE)
+			mine = -1;
+		else if (j->watcher && j->watcher != w)
+			mine = 0;
+		else
+			j->watcher = w;
+	}
+	/* Letting go, or a claim that failed: what this thread claimed. */
+	for (int k = 0; k < (on ? (mine > 0 ? 0 : i) : l->n); k++) {
+		struct kq_job *j = l->list[k] ? kq_job_of((struct aiocb *)l->list[k]) : NULL;
+		if (j && j->watcher == w)
+			j->watcher = NULL;
+	}
+	return mine;
+}
+
 KQ_API int aio_suspend(const struct aiocb *const list[], int nent, const struct timespec *timeout)
 {
 	KQ_ENTER(nested);
@@ -37,8 +63,9 @@ KQ_API int aio_suspend(const struct aiocb *const list[], int nent, const struct 
 		return -1;
 	}
 	kq_aio_init();
-	struct watch w = {list, nent};
-	int err = kq_wait_until(any_done, &w, timeout ? &dl : NULL, 0, nested);
+	struct watch l = {list, nent};
+	struct kq_wait w = {any_done, watch, &l};
+	int err = kq_wait_until(&w, timeout ? &dl : NULL, 0, nested);
 	if (err) {
 		errno = err;
 		return -1;
