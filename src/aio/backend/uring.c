@@ -115,30 +115,66 @@ static void hook_exit(void)
 	pthread_setspecific(exit_key, &exit_hooked); /* any non-NULL value */
 }
 
-/* U.lock held. */
+/* U.lock held: hands the prepared SQEs to the kernel's ring (as liburing's
+ * submit does, whose SQ array maps each slot to itself). Returns how many
+ * the kernel has yet to take. */
+static unsigned publish_locked(void)
+{
+	struct io_uring_sq *sq = &U.ring.sq;
+	if (sq->sqe_head != sq->sqe_tail) {
+		sq->sqe_head = sq->sqe_tail;
+		__atomic_store_n(sq->ktail, sq->sqe_tail, __ATOMIC_RELEASE);
+	}
+	unsigned n = sq->sqe_tail - __atomic_load_n(sq->khead, __ATOMIC_ACQUIRE);
+	if (n)
+		hook_exit(); /* this thread is the kernel's submitter now */
+	return n;
+}
+
+/* The kernel takes up to n published SQEs: fewer when another thread's
+ * io_uring_enter took some meanwhile, and what it leaves, the completion
+ * thread's nap sends (pending stays up). 1: try again, after a yield. */
+static int enter(unsigned n)
+{
+	int r = io_uring_enter((unsigned)U.ring.ring_fd, n, 0, 0, NULL);
+	if (r > 0) {
+		kq_taskwork = true;
+		__atomic_sub_fetch(&U.pending, (uint32_t)r, __ATOMIC_SEQ_CST);
+	}
+	if (r == -EBUSY || r == -EAGAIN || r == -EINTR)
+		return 1; /* the completion thread is draining a full CQ: let it */
+	if (r < 0)
+		kq_debug("io_uring_enter: %s", strerror(-r));
+	return 0;
+}
+
+/* U.lock held: only where the SQ is full and a slot is needed now. */
 static void submit_locked(void)
 {
-	if (U.pending)
-		hook_exit();
-	while (U.pending) {
-		int r = io_uring_submit(&U.ring);
-		if (r > 0)
-			kq_taskwork = true;
-		if (r >= 0) {
-			__atomic_store_n(&U.pending, io_uring_sq_ready(&U.ring), __ATOMIC_SEQ_CST);
-			if (r == 0)
-				break;
-		} else if (r == -EBUSY || r == -EAGAIN || r == -EINTR) {
-			/* The completion thread is draining a full CQ: let it. */
-			pthread_mutex_unlock(&U.lock);
-			sched_yield();
-			pthread_mutex_lock(&U.lock);
-		} else {
-			kq_debug("io_uring_submit: %s", strerror(-r));
-			break;
-		}
+	unsigned n = publish_locked();
+	if (n && enter(n)) {
+		pthread_mutex_unlock(&U.lock);
+		sched_yield();
+		pthread_mutex_lock(&U.lock);
 	}
 	signal_locked();
+}
+
+/* Sends what is prepared. The io_uring_enter is made outside U.lock: on a
+ * virtual disk it rings the device (a VM exit), and with eight threads
+ * submitting, holding the lock through it queued every other submitter
+ * and reaper behind it, and behind them the engine lock. */
+static void submit(void)
+{
+	pthread_mutex_lock(&U.lock);
+	unsigned n = publish_locked();
+	pthread_mutex_unlock(&U.lock);
+	while (n && enter(n)) {
+		sched_yield();
+		pthread_mutex_lock(&U.lock);
+		n = publish_locked();
+		pthread_mutex_unlock(&U.lock);
+	}
 }
 
 /* A SIGEV_NONE read outside any list: nothing waits to be told it is done. */
@@ -175,7 +211,7 @@ static void queue_locked(struct kq_job *j)
 	}
 	/* Before the submitter looks at inflight (uring_submitted), against
 	 * a drain that looks at pending after taking CQEs off. */
-	__atomic_store_n(&U.pending, U.pending + 1, __ATOMIC_SEQ_CST);
+	__atomic_add_fetch(&U.pending, 1, __ATOMIC_SEQ_CST);
 	__atomic_add_fetch(&U.inflight, 1, __ATOMIC_SEQ_CST);
 	signal_locked(); /* before io_uring_enter, so the kernel sees it */
 }
@@ -411,6 +447,8 @@ static int start_locked(void)
 	int r = io_uring_queue_init_params(SQ_DEPTH, &U.ring, &p);
 	if (r < 0)
 		return -r;
+	for (unsigned i = 0; i < U.ring.sq.ring_entries; i++)
+		U.ring.sq.array[i] = i; /* publish_locked relies on it */
 	U.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	r = U.efd < 0 ? errno : -io_uring_register_eventfd(&U.ring, U.efd);
 	U.signal = 1;
@@ -466,9 +504,7 @@ static void uring_flush(void)
 	 * when no one else is reaping, take those here, with the completion
 	 * thread left asleep. */
 	int own = !reaping && U.toggle && take_reap();
-	pthread_mutex_lock(&U.lock);
-	submit_locked();
-	pthread_mutex_unlock(&U.lock);
+	submit();
 	if (own) {
 		drain();
 		release_reap();
@@ -583,8 +619,8 @@ static void uring_poke(void)
 		return;
 	pthread_mutex_lock(&U.lock);
 	queue_locked(NULL);
-	submit_locked();
 	pthread_mutex_unlock(&U.lock);
+	submit();
 }
 
 static void uring_collect(void)
