@@ -147,13 +147,23 @@ Test(reaping, by_default_rides_are_short)
 	static char bufs[N][4096] __attribute__((aligned(4096)));
 	struct aiocb cbs[N];
 	uint64_t enters = 0;
+	int idle = 0; /* reads made when every earlier one was already done */
 	cr_assert_eq(ioctl(ctr, PERF_EVENT_IOC_ENABLE, 0), 0);
 	for (int i = 0; i < N; i++) {
+		int k = 0;
+		while (k < i &&
+		       __atomic_load_n(&cbs[k].__error_code, __ATOMIC_ACQUIRE) != EINPROGRESS)
+			k++;
+		idle += k == i;
 		kqt_cb(&cbs[i], dfd, bufs[i], 4096, (off_t)i * 8192);
 		cr_assert_eq(aio_read(&cbs[i]), 0);
 	}
 	cr_assert_eq(ioctl(ctr, PERF_EVENT_IOC_DISABLE, 0), 0);
 	cr_assert_eq(read(ctr, &enters, sizeof enters), (ssize_t)sizeof enters);
+	/* A read made on an idle ring goes alone, as it should: on a loaded
+	 * machine (a sanitizer, a parallel test) the disk may keep up. */
+	if (idle > N / 4)
+		cr_skip_test("the disk kept up: %d of %d reads found the ring idle", idle, N);
 	for (int i = 0; i < N; i++) {
 		cr_assert_eq(kqt_wait(&cbs[i]), 4096);
 		cr_assert(kqt_check(bufs[i], (off_t)i * 8192, 4096));
