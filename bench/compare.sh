@@ -1,7 +1,8 @@
 #!/bin/bash
 # The whole comparison (make bench): fio's posixaio engine on glibc and under
 # kqaio-run, and fio's io_uring engine as the ceiling, 4 KiB random reads of
-# one file: O_DIRECT on disk and buffered on tmpfs, at iodepth 1 and 32. The
+# one file: O_DIRECT on disk and buffered on tmpfs, at iodepth 1 and 32, and
+# eight threads at iodepth 4 each on the disk (--numjobs=8 --thread). The
 # engines alternate within each round; the table gives medians over the
 # rounds, and ratios of kqaio to the peers measured in the same run.
 set -euo pipefail
@@ -37,17 +38,18 @@ fio_bench_file "$mem" "${size:-256M}"
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 # One fio run: "config engine IOPS p50-completion-latency-us"
-measure() { # config file direct depth engine [wrapper...]
-	local cfg=$1 file=$2 direct=$3 depth=$4 eng=$5 ioengine=posixaio
-	shift 5
+measure() { # config file direct depth threads engine [wrapper...]
+	local cfg=$1 file=$2 direct=$3 depth=$4 jobs=$5 eng=$6 ioengine=posixaio many=
+	shift 6
 	[ "$eng" = uring ] && ioengine=io_uring
+	[ "$jobs" -gt 1 ] && many="--numjobs=$jobs --thread --group_reporting"
 	"$@" fio --name=b --filename="$file" --rw=randread --bs=4k --direct="$direct" \
-		--iodepth="$depth" --ioengine="$ioengine" --runtime="$secs" --time_based \
+		--iodepth="$depth" $many --ioengine="$ioengine" --runtime="$secs" --time_based \
 		--output-format=terse |
 		awk -F';' -v c="$cfg" -v e="$eng" '{split($24, p, "="); print c, e, $8, p[2]; exit}'
 }
-configs=("disk-direct-qd1 $disk 1 1" "disk-direct-qd32 $disk 1 32"
-	"tmpfs-qd1 $mem 0 1" "tmpfs-qd32 $mem 0 32")
+configs=("disk-direct-qd1 $disk 1 1 1" "disk-direct-qd32 $disk 1 32 1"
+	"disk-8thr-qd4 $disk 1 4 8" "tmpfs-qd1 $mem 0 1 1" "tmpfs-qd32 $mem 0 32 1")
 backend=$(fio_bench_backend "$mem")
 for ((i = 1; i <= rounds; i++)); do
 	echo "round $i of $rounds" >&2
@@ -71,8 +73,8 @@ sort -k1,1 -k2,2 -k3,3n "$out" | awk '
 	END {
 		printf "%-17s %9s %9s %9s %9s %9s %8s %8s %8s %8s\n", "config", "glibc", "kqaio",
 			"io_uring", "kq/uring", "kq/glibc", "p50 gl", "p50 kq", "p50 ur", "kq/ur"
-		split("disk-direct-qd1 disk-direct-qd32 tmpfs-qd1 tmpfs-qd32", order, " ")
-		for (o = 1; o <= 4; o++) {
+		split("disk-direct-qd1 disk-direct-qd32 disk-8thr-qd4 tmpfs-qd1 tmpfs-qd32", order, " ")
+		for (o = 1; o <= 5; o++) {
 			c = order[o]
 			if (!(c in cfg)) continue
 			g = med(iops, c " glibc"); q = med(iops, c " kqaio"); u = med(iops, c " uring")
