@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -315,6 +316,112 @@ Test(threads, a_completion_wakes_only_the_thread_waiting_for_it)
 	pthread_join(th, NULL);
 	cr_assert_eq(h.r, 0);
 	cr_assert_eq(aio_return(&ch), 1);
+}
+
+/* A thread that leaves aio_suspend by siglongjmp from a handler, then exits. */
+enum { LJ_JOBS = 20 };
+static __thread sigjmp_buf lj_jump;
+static __thread int lj_probe; /* where this thread's TLS is */
+
+static void lj_handler(int sig)
+{
+	(void)sig;
+	siglongjmp(lj_jump, 1);
+}
+
+struct lj {
+	int fd;
+	struct aiocb cbs[LJ_JOBS];
+	char bufs[LJ_JOBS];
+	void *tls;
+	int jumped;
+};
+
+static void *lj_thread(void *arg)
+{
+	struct lj *a = arg;
+	a->tls = &lj_probe;
+	const struct aiocb *l[LJ_JOBS];
+	for (int i = 0; i < LJ_JOBS; i++) {
+		kqt_cb(&a->cbs[i], a->fd, &a->bufs[i], 1, 0);
+		TH_CHECK(aio_read(&a->cbs[i]) == 0, "aio_read %d: %s", i, strerror(errno));
+		l[i] = &a->cbs[i];
+	}
+	struct timespec ts = {20, 0};
+	if (!sigsetjmp(lj_jump, 1))
+		aio_suspend(l, LJ_JOBS, &ts);
+	else
+		a->jumped = 1;
+	return NULL;
+}
+
+static void *probe_own_thread(void *arg)
+{
+	struct own *o = arg;
+	o->cb->aio_buf = &lj_probe; /* where this thread's TLS is, for the test */
+	return NULL;
+}
+
+Test(threads, a_wait_left_by_longjmp_leaves_no_trace_once_its_thread_exits)
+{
+	/* A thread sleeping in aio_suspend on 20 reads leaves it by siglongjmp
+	 * and exits; a new thread gets its stack and TLS. The 20 reads then
+	 * complete, one at a time: they must not bump the dead thread's wait
+	 * word, which is now the new thread's (a wake for each while it
+	 * sleeps on a read of its own, and a write into freed memory had the
+	 * stack been unmapped). A third thread holds the ring's sleep. */
+	int ph[2], pj[2], pk[2];
+	cr_assert_eq(pipe(ph), 0);
+	cr_assert_eq(pipe(pj), 0);
+	cr_assert_eq(pipe(pk), 0);
+	struct sigaction sa = {.sa_handler = lj_handler}, old;
+	cr_assert_eq(sigaction(SIGUSR1, &sa, &old), 0);
+	char bh[1], bk[1];
+	struct aiocb ch, ck;
+	kqt_cb(&ch, ph[0], bh, 1, 0);
+	cr_assert_eq(aio_read(&ch), 0);
+	static struct own h, k;
+	h = (struct own){&ch, -2, 0, 0};
+	pthread_t th, tt, tk;
+	cr_assert_eq(pthread_create(&th, NULL, own_thread, &h), 0);
+	usleep(50 * 1000);
+	static struct lj a;
+	memset(&a, 0, sizeof a);
+	a.fd = pj[0];
+	cr_assert_eq(pthread_create(&tt, NULL, lj_thread, &a), 0);
+	usleep(50 * 1000);
+	cr_assert_eq(pthread_kill(tt, SIGUSR1), 0);
+	pthread_join(tt, NULL);
+	no_failure();
+	cr_assert(a.jumped, "the handler did not jump");
+	/* The next thread made gets the dead one's stack: check it does. */
+	struct aiocb probe = {0};
+	struct own p = {&probe, 0, 0, 0};
+	pthread_t tp;
+	cr_assert_eq(pthread_create(&tp, NULL, probe_own_thread, &p), 0);
+	pthread_join(tp, NULL);
+	if ((void *)probe.aio_buf != a.tls)
+		cr_skip_test("a new thread did not get the exited thread's TLS");
+	kqt_cb(&ck, pk[0], bk, 1, 0);
+	cr_assert_eq(aio_read(&ck), 0);
+	k = (struct own){&ck, -2, 0, 0};
+	cr_assert_eq(pthread_create(&tk, NULL, own_thread, &k), 0);
+	usleep(50 * 1000);
+	for (int i = 0; i < LJ_JOBS; i++) {
+		cr_assert_eq(write(pj[1], "j", 1), 1);
+		usleep(5 * 1000);
+	}
+	for (int i = 0; i < LJ_JOBS; i++)
+		cr_assert_eq(kqt_wait(&a.cbs[i]), 1, "read %d", i);
+	cr_assert_eq(write(pk[1], "k", 1), 1);
+	pthread_join(tk, NULL);
+	cr_assert_eq(k.r, 0, "aio_suspend: %d (%s)", k.r, strerror(k.err));
+	cr_assert_eq(aio_return(&ck), 1);
+	cr_assert_lt(k.sleeps, LJ_JOBS / 2, "the new thread slept %ld times", k.sleeps);
+	cr_assert_eq(write(ph[1], "h", 1), 1);
+	pthread_join(th, NULL);
+	cr_assert_eq(aio_return(&ch), 1);
+	sigaction(SIGUSR1, &old, NULL);
 }
 
 enum { CR_JOBS = 300 };

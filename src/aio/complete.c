@@ -4,6 +4,7 @@
 
 #include <errno.h>
 
+#include "common/env.h"
 #include "common/futex.h"
 
 void kq_complete_locked(struct kq_job *j, ssize_t res, int err, struct kq_batch *b)
@@ -40,9 +41,40 @@ void kq_job_finish(struct kq_job *j, ssize_t res, int err)
 }
 
 /* One per thread, not on the stack: a handler that longjmps out of a wait
- * leaves its jobs pointing at something that still lives, and whose word
- * a late completion may bump (an early wake, nothing worse). */
+ * leaves its jobs pointing here. armed: they may; the thread's next wait,
+ * or its exit (a key's destructor, before its TLS goes), lets them go. */
 static __thread struct kq_waiter me;
+static __thread int armed, keyed;
+static pthread_key_t me_key;
+static pthread_once_t me_once = PTHREAD_ONCE_INIT;
+
+/* Lock held. Every job still watched is unfinished, so on the active list. */
+static void forget_me(void)
+{
+	for (struct kq_link *l = kq_aio.active.next; l != &kq_aio.active; l = l->next) {
+		struct kq_job *j = kq_container_of(l, struct kq_job, alink);
+		if (j->watcher == &me)
+			j->watcher = NULL;
+	}
+	armed = 0;
+}
+
+static void me_exits(void *arg)
+{
+	(void)arg;
+	if (!armed)
+		return;
+	pthread_mutex_lock(&kq_aio.lock);
+	forget_me();
+	pthread_mutex_unlock(&kq_aio.lock);
+}
+
+static void me_key_init(void)
+{
+	if (pthread_key_create(&me_key, me_exits))
+		kq_debug("pthread_key_create failed: a thread that leaves a wait by longjmp and "
+			 "exits may be written to after");
+}
 
 /* Sleeps on a word of its own while w->watch finds every job it waits for
  * watched by this thread alone: with many threads each waiting on its own
@@ -50,8 +82,16 @@ static __thread struct kq_waiter me;
  * ready, EAGAIN (ETIMEDOUT), EINTR, or 0: the jobs are shared, sleep on seq. */
 static int wait_own(const struct kq_wait *w, const struct timespec *deadline)
 {
+	if (!keyed) {
+		keyed = 1;
+		pthread_once(&me_once, me_key_init);
+		pthread_setspecific(me_key, &me); /* any non-NULL value */
+	}
 	pthread_mutex_lock(&kq_aio.lock);
+	if (armed)
+		forget_me(); /* an earlier wait was left without letting go */
 	int mine = w->watch(w->arg, &me, 1);
+	armed = mine > 0;
 	pthread_mutex_unlock(&kq_aio.lock);
 	if (mine <= 0)
 		return mine < 0;
@@ -73,6 +113,7 @@ static int wait_own(const struct kq_wait *w, const struct timespec *deadline)
 	}
 	pthread_mutex_lock(&kq_aio.lock);
 	w->watch(w->arg, &me, 0);
+	armed = 0;
 	pthread_mutex_unlock(&kq_aio.lock);
 	return err;
 }
