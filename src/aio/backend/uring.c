@@ -131,9 +131,9 @@ static unsigned publish_locked(void)
 	return n;
 }
 
-/* The kernel takes up to n published SQEs: fewer when another thread's
- * io_uring_enter took some meanwhile, and what it leaves, the completion
- * thread's nap sends (pending stays up). 1: try again, after a yield. */
+/* The kernel takes up to n published SQEs, fewer when another thread's
+ * io_uring_enter took some meanwhile. Returns how many it took; -1: try
+ * again after a yield (the completion thread is draining a full CQ). */
 static int enter(unsigned n)
 {
 	int r = io_uring_enter((unsigned)U.ring.ring_fd, n, 0, 0, NULL);
@@ -142,17 +142,19 @@ static int enter(unsigned n)
 		__atomic_sub_fetch(&U.pending, (uint32_t)r, __ATOMIC_SEQ_CST);
 	}
 	if (r == -EBUSY || r == -EAGAIN || r == -EINTR)
-		return 1; /* the completion thread is draining a full CQ: let it */
-	if (r < 0)
+		return -1;
+	if (r < 0) {
 		kq_debug("io_uring_enter: %s", strerror(-r));
-	return 0;
+		return 0;
+	}
+	return r;
 }
 
 /* U.lock held: only where the SQ is full and a slot is needed now. */
 static void submit_locked(void)
 {
 	unsigned n = publish_locked();
-	if (n && enter(n)) {
+	if (n && enter(n) < 0) {
 		pthread_mutex_unlock(&U.lock);
 		sched_yield();
 		pthread_mutex_lock(&U.lock);
@@ -163,17 +165,20 @@ static void submit_locked(void)
 /* Sends what is prepared. The io_uring_enter is made outside U.lock: on a
  * virtual disk it rings the device (a VM exit), and with eight threads
  * submitting, holding the lock through it queued every other submitter
- * and reaper behind it, and behind them the engine lock. */
+ * and reaper behind it, and behind them the engine lock. It looks again
+ * after each enter that took something: the kernel may stop short (a
+ * request it cannot allocate), and no one else may come for the rest. */
 static void submit(void)
 {
-	pthread_mutex_lock(&U.lock);
-	unsigned n = publish_locked();
-	pthread_mutex_unlock(&U.lock);
-	while (n && enter(n)) {
-		sched_yield();
+	for (;;) {
 		pthread_mutex_lock(&U.lock);
-		n = publish_locked();
+		unsigned n = publish_locked();
 		pthread_mutex_unlock(&U.lock);
+		int r = n ? enter(n) : 0;
+		if (!r)
+			return; /* nothing left, or another enter took it */
+		if (r < 0)
+			sched_yield();
 	}
 }
 
@@ -260,7 +265,7 @@ static void reap_cqe(struct ended *d, struct kq_job *j, int res)
 {
 	if (res == -ECANCELED || res == -EFAULT) {
 		/* What the kernel says when the thread that submitted the request
-		 * (whichever thread flushed the SQ) has exited: it drops work not
+		 * (whichever thread's io_uring_enter took it) has exited: it drops work not
 		 * yet started for that thread's workers, and cannot finish a read
 		 * that waited for the page cache without that thread. kqaio cancels
 		 * nothing in the ring, so a worker does the rest with plain calls;
@@ -310,8 +315,9 @@ static unsigned drain(void)
 	if (!ready)
 		return 0;
 	/* The kernel orders each submission before its CQE; taking the lock
-	 * that submissions are made under shows that order to ThreadSanitizer
-	 * for the CQEs already there (not ones that arrive meanwhile). */
+	 * that SQEs are prepared and published under shows that order to
+	 * ThreadSanitizer for the CQEs already there (not ones that arrive
+	 * meanwhile). */
 	pthread_mutex_lock(&U.lock);
 	pthread_mutex_unlock(&U.lock);
 	/* One CQE at a time, each taken off before it is handled: a signal
@@ -447,8 +453,10 @@ static int start_locked(void)
 	int r = io_uring_queue_init_params(SQ_DEPTH, &U.ring, &p);
 	if (r < 0)
 		return -r;
-	for (unsigned i = 0; i < U.ring.sq.ring_entries; i++)
-		U.ring.sq.array[i] = i; /* publish_locked relies on it */
+	/* publish_locked relies on it; a ring made with NO_SQARRAY (liburing
+	 * 2.6 on, where the kernel has it) has none, and indexes SQEs so. */
+	for (unsigned i = 0; U.ring.sq.array && i < U.ring.sq.ring_entries; i++)
+		U.ring.sq.array[i] = i;
 	U.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	r = U.efd < 0 ? errno : -io_uring_register_eventfd(&U.ring, U.efd);
 	U.signal = 1;
