@@ -5,6 +5,8 @@
  * out) or fails if a completion is left in the ring or a submission in the SQ. */
 #include "kqt.h"
 
+#include <pthread.h>
+
 #include <linux/perf_event.h>
 #include <sys/ioctl.h>
 #include <sys/event.h>
@@ -172,6 +174,67 @@ Test(reaping, by_default_rides_are_short)
 	 * a bound of an eighth leaves the submitter about eight. */
 	cr_assert(enters >= 4 && enters <= 48, "%llu io_uring_enter calls for %d reads",
 		  (unsigned long long)enters, N);
+	close(ctr);
+	close(dfd);
+}
+
+static void *ring_sleeper(void *arg)
+{
+	const struct aiocb *l[1] = {arg};
+	struct timespec ts = {20, 0};
+	aio_suspend(l, 1, &ts);
+	return NULL;
+}
+
+/* While another thread sleeps in the ring, a read made while others are in
+ * flight rides past the bound: that thread wakes at the next completion and
+ * sends the ride as it drains. The submitter of 64 O_DIRECT reads makes
+ * about one io_uring_enter (the first read, on an idle ring). */
+Test(reaping, rides_go_with_a_thread_sleeping_in_the_ring)
+{
+	unsetenv("KQAIO_BATCH");
+	int dfd = kqt_direct_file(1 << 20);
+	if (strcmp(kqaio_backend(), "uring"))
+		cr_skip_test("the %s backend has no SQ", kqaio_backend());
+	int ctr = enter_counter();
+	if (ctr < 0)
+		cr_skip_test("no tracepoint to count io_uring_enter (not root?)");
+	int p[2];
+	cr_assert_eq(pipe(p), 0);
+	char hb[1];
+	struct aiocb hc;
+	kqt_cb(&hc, p[0], hb, 1, 0);
+	cr_assert_eq(aio_read(&hc), 0);
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, ring_sleeper, &hc), 0);
+	usleep(50 * 1000);
+	enum { N = 64 };
+	static char bufs[N][4096] __attribute__((aligned(4096)));
+	struct aiocb cbs[N];
+	uint64_t enters = 0;
+	int idle = 0;
+	cr_assert_eq(ioctl(ctr, PERF_EVENT_IOC_ENABLE, 0), 0);
+	for (int i = 0; i < N; i++) {
+		int k = 0;
+		while (k < i &&
+		       __atomic_load_n(&cbs[k].__error_code, __ATOMIC_ACQUIRE) != EINPROGRESS)
+			k++;
+		idle += k == i;
+		kqt_cb(&cbs[i], dfd, bufs[i], 4096, (off_t)i * 8192);
+		cr_assert_eq(aio_read(&cbs[i]), 0);
+	}
+	cr_assert_eq(ioctl(ctr, PERF_EVENT_IOC_DISABLE, 0), 0);
+	cr_assert_eq(read(ctr, &enters, sizeof enters), (ssize_t)sizeof enters);
+	for (int i = 0; i < N; i++) {
+		cr_assert_eq(kqt_wait(&cbs[i]), 4096);
+		cr_assert(kqt_check(bufs[i], (off_t)i * 8192, 4096));
+	}
+	cr_assert_eq(write(p[1], "h", 1), 1);
+	pthread_join(t, NULL);
+	cr_assert_eq(aio_return(&hc), 1);
+	/* A read made on an idle ring goes at once, so each idle one counts. */
+	cr_assert(enters <= (uint64_t)idle + 2, "%llu io_uring_enter calls for %d reads (%d idle)",
+		  (unsigned long long)enters, N, idle);
 	close(ctr);
 	close(dfd);
 }

@@ -681,7 +681,14 @@ static void uring_submitted(int lazy)
 	uint32_t p = __atomic_load_n(&U.pending, __ATOMIC_SEQ_CST);
 	uint32_t in = __atomic_load_n(&U.inflight, __ATOMIC_SEQ_CST);
 	uint32_t most = in / RIDE_SHARE > RIDE_MIN ? in / RIDE_SHARE : RIDE_MIN;
-	if (lazy == KQ_BATCH_NEVER || !p || (lazy == KQ_BATCH_ADAPTIVE && (in <= p || p >= most))) {
+	/* Another thread sleeps in the ring: the next completion wakes it, and
+	 * it sends the ride as it drains, so the ride needs no bound (the
+	 * device is fed at each completion), and the enter, with the ride's
+	 * completion work, is that thread's, which wakes for it anyway. Eight
+	 * fio threads at depth 4 on the disk: 69k -> 86k (medians of 6). */
+	int sleeper = !reaping && __atomic_load_n(&U.waiter, __ATOMIC_SEQ_CST);
+	if (lazy == KQ_BATCH_NEVER || !p ||
+	    (lazy == KQ_BATCH_ADAPTIVE && (in <= p || (p >= most && !sleeper)))) {
 		uring_flush();
 	} else {
 		kick_idle(0); /* jobs are in flight: an idle thread gets a deadline */
