@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 
 TestSuite(threads, .timeout = 30);
@@ -260,11 +261,14 @@ struct own {
 	struct aiocb *cb;
 	int r, err;
 	long sleeps;
+	void *tls; /* where the thread's TLS was */
 };
+static __thread int tls_probe;
 
 static void *own_thread(void *arg)
 {
 	struct own *o = arg;
+	o->tls = &tls_probe;
 	const struct aiocb *l[1] = {o->cb};
 	struct timespec ts = {20, 0};
 	struct rusage u0, u1;
@@ -321,7 +325,6 @@ Test(threads, a_completion_wakes_only_the_thread_waiting_for_it)
 /* A thread that leaves aio_suspend by siglongjmp from a handler, then exits. */
 enum { LJ_JOBS = 20 };
 static __thread sigjmp_buf lj_jump;
-static __thread int lj_probe; /* where this thread's TLS is */
 
 static void lj_handler(int sig)
 {
@@ -334,13 +337,15 @@ struct lj {
 	struct aiocb cbs[LJ_JOBS];
 	char bufs[LJ_JOBS];
 	void *tls;
-	int jumped;
+	int jumped, ready;
+	pid_t tid;
 };
 
 static void *lj_thread(void *arg)
 {
 	struct lj *a = arg;
-	a->tls = &lj_probe;
+	a->tls = &tls_probe;
+	a->tid = gettid();
 	const struct aiocb *l[LJ_JOBS];
 	for (int i = 0; i < LJ_JOBS; i++) {
 		kqt_cb(&a->cbs[i], a->fd, &a->bufs[i], 1, 0);
@@ -348,18 +353,32 @@ static void *lj_thread(void *arg)
 		l[i] = &a->cbs[i];
 	}
 	struct timespec ts = {20, 0};
-	if (!sigsetjmp(lj_jump, 1))
+	if (!sigsetjmp(lj_jump, 1)) {
+		__atomic_store_n(&a->ready, 1, __ATOMIC_RELEASE);
 		aio_suspend(l, LJ_JOBS, &ts);
-	else
+	} else {
 		a->jumped = 1;
+	}
 	return NULL;
 }
 
-static void *probe_own_thread(void *arg)
+/* Waits until thread tid sleeps in a futex (its aio_suspend). */
+static int sleeps_in_futex(pid_t tid)
 {
-	struct own *o = arg;
-	o->cb->aio_buf = &lj_probe; /* where this thread's TLS is, for the test */
-	return NULL;
+	char path[64], line[64];
+	snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+	for (int i = 0; i < 400; i++) {
+		FILE *f = fopen(path, "r");
+		int nr = -1;
+		if (f && fgets(line, sizeof line, f))
+			nr = atoi(line);
+		if (f)
+			fclose(f);
+		if (nr == SYS_futex)
+			return 1;
+		usleep(5 * 1000);
+	}
+	return 0;
 }
 
 Test(threads, a_wait_left_by_longjmp_leaves_no_trace_once_its_thread_exits)
@@ -393,19 +412,14 @@ Test(threads, a_wait_left_by_longjmp_leaves_no_trace_once_its_thread_exits)
 	memset(&a, 0, sizeof a);
 	a.fd = pj[0];
 	cr_assert_eq(pthread_create(&tt, NULL, lj_thread, &a), 0);
-	usleep(50 * 1000);
+	while (!__atomic_load_n(&a.ready, __ATOMIC_ACQUIRE))
+		usleep(1000);
+	if (!sleeps_in_futex(a.tid))
+		cr_skip_test("the waiter never slept on a futex");
 	cr_assert_eq(pthread_kill(tt, SIGUSR1), 0);
 	pthread_join(tt, NULL);
 	no_failure();
 	cr_assert(a.jumped, "the handler did not jump");
-	/* The next thread made gets the dead one's stack: check it does. */
-	struct aiocb probe = {0};
-	struct own p = {&probe, 0, 0, 0};
-	pthread_t tp;
-	cr_assert_eq(pthread_create(&tp, NULL, probe_own_thread, &p), 0);
-	pthread_join(tp, NULL);
-	if ((void *)probe.aio_buf != a.tls)
-		cr_skip_test("a new thread did not get the exited thread's TLS");
 	kqt_cb(&ck, pk[0], bk, 1, 0);
 	cr_assert_eq(aio_read(&ck), 0);
 	k = (struct own){&ck, -2, 0, 0};
@@ -421,6 +435,8 @@ Test(threads, a_wait_left_by_longjmp_leaves_no_trace_once_its_thread_exits)
 	pthread_join(tk, NULL);
 	cr_assert_eq(k.r, 0, "aio_suspend: %d (%s)", k.r, strerror(k.err));
 	cr_assert_eq(aio_return(&ck), 1);
+	if (k.tls != a.tls)
+		cr_skip_test("the new thread did not get the exited thread's TLS");
 	cr_assert_lt(k.sleeps, LJ_JOBS / 2, "the new thread slept %ld times", k.sleeps);
 	cr_assert_eq(write(ph[1], "h", 1), 1);
 	pthread_join(th, NULL);
