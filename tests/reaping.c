@@ -132,6 +132,29 @@ static int enter_counter(void)
 	return (int)syscall(SYS_perf_event_open, &a, 0, -1, -1, PERF_FLAG_FD_CLOEXEC);
 }
 
+/* Makes n 4 KiB O_DIRECT reads back to back, counting the io_uring_enter
+ * calls this thread makes (*enters, through ctr). Returns how many found
+ * every earlier one done: those rightly go alone. */
+static int counted_reads(int ctr, int dfd, struct aiocb *cbs, char (*bufs)[4096], int n,
+			 uint64_t *enters)
+{
+	int idle = 0;
+	cr_assert_eq(ioctl(ctr, PERF_EVENT_IOC_RESET, 0), 0);
+	cr_assert_eq(ioctl(ctr, PERF_EVENT_IOC_ENABLE, 0), 0);
+	for (int i = 0; i < n; i++) {
+		int k = 0;
+		while (k < i &&
+		       __atomic_load_n(&cbs[k].__error_code, __ATOMIC_ACQUIRE) != EINPROGRESS)
+			k++;
+		idle += k == i;
+		kqt_cb(&cbs[i], dfd, bufs[i], 4096, (off_t)i * 8192);
+		cr_assert_eq(aio_read(&cbs[i]), 0);
+	}
+	cr_assert_eq(ioctl(ctr, PERF_EVENT_IOC_DISABLE, 0), 0);
+	cr_assert_eq(read(ctr, enters, sizeof *enters), (ssize_t)sizeof *enters);
+	return idle;
+}
+
 /* By default a read made while others are in flight rides, but only until
  * the SQ holds an eighth of what is in flight (two at least): 64 O_DIRECT
  * reads made back to back cost their submitter some io_uring_enter calls,
@@ -149,19 +172,7 @@ Test(reaping, by_default_rides_are_short)
 	static char bufs[N][4096] __attribute__((aligned(4096)));
 	struct aiocb cbs[N];
 	uint64_t enters = 0;
-	int idle = 0; /* reads made when every earlier one was already done */
-	cr_assert_eq(ioctl(ctr, PERF_EVENT_IOC_ENABLE, 0), 0);
-	for (int i = 0; i < N; i++) {
-		int k = 0;
-		while (k < i &&
-		       __atomic_load_n(&cbs[k].__error_code, __ATOMIC_ACQUIRE) != EINPROGRESS)
-			k++;
-		idle += k == i;
-		kqt_cb(&cbs[i], dfd, bufs[i], 4096, (off_t)i * 8192);
-		cr_assert_eq(aio_read(&cbs[i]), 0);
-	}
-	cr_assert_eq(ioctl(ctr, PERF_EVENT_IOC_DISABLE, 0), 0);
-	cr_assert_eq(read(ctr, &enters, sizeof enters), (ssize_t)sizeof enters);
+	int idle = counted_reads(ctr, dfd, cbs, bufs, N, &enters);
 	/* A read made on an idle ring goes alone, as it should: on a loaded
 	 * machine (a sanitizer, a parallel test) the disk may keep up. */
 	if (idle > N / 4)
@@ -217,20 +228,7 @@ Test(reaping, rides_go_with_a_thread_sleeping_in_the_ring)
 	uint64_t enters = 0;
 	int idle = 0, ok = 0, kept_up = 0;
 	for (int try = 0; try < 3 && !ok; try++) {
-		idle = 0;
-		cr_assert_eq(ioctl(ctr, PERF_EVENT_IOC_RESET, 0), 0);
-		cr_assert_eq(ioctl(ctr, PERF_EVENT_IOC_ENABLE, 0), 0);
-		for (int i = 0; i < N; i++) {
-			int k = 0;
-			while (k < i && __atomic_load_n(&cbs[k].__error_code, __ATOMIC_ACQUIRE) !=
-					    EINPROGRESS)
-				k++;
-			idle += k == i;
-			kqt_cb(&cbs[i], dfd, bufs[i], 4096, (off_t)i * 8192);
-			cr_assert_eq(aio_read(&cbs[i]), 0);
-		}
-		cr_assert_eq(ioctl(ctr, PERF_EVENT_IOC_DISABLE, 0), 0);
-		cr_assert_eq(read(ctr, &enters, sizeof enters), (ssize_t)sizeof enters);
+		idle = counted_reads(ctr, dfd, cbs, bufs, N, &enters);
 		for (int i = 0; i < N; i++) {
 			cr_assert_eq(kqt_wait(&cbs[i]), 4096);
 			cr_assert(kqt_check(bufs[i], (off_t)i * 8192, 4096));
