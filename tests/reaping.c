@@ -132,6 +132,20 @@ static int enter_counter(void)
 	return (int)syscall(SYS_perf_event_open, &a, 0, -1, -1, PERF_FLAG_FD_CLOEXEC);
 }
 
+/* The enter-counting tests' O_DIRECT file, and *ctr counting this thread's
+ * io_uring_enter calls; skips where the backend has no SQ or no counter. */
+static int counted_file(int *ctr)
+{
+	unsetenv("KQAIO_BATCH");
+	int dfd = kqt_direct_file(1 << 20);
+	if (strcmp(kqaio_backend(), "uring"))
+		cr_skip_test("the %s backend has no SQ", kqaio_backend());
+	*ctr = enter_counter();
+	if (*ctr < 0)
+		cr_skip_test("no tracepoint to count io_uring_enter (not root?)");
+	return dfd;
+}
+
 /* Makes n 4 KiB O_DIRECT reads back to back, counting the io_uring_enter
  * calls this thread makes (*enters, through ctr). Returns how many found
  * every earlier one done: those rightly go alone. */
@@ -155,19 +169,23 @@ static int counted_reads(int ctr, int dfd, struct aiocb *cbs, char (*bufs)[4096]
 	return idle;
 }
 
+/* Waits for the reads counted_reads made, and checks what they read. */
+static void counted_reads_end(struct aiocb *cbs, char (*bufs)[4096], int n)
+{
+	for (int i = 0; i < n; i++) {
+		cr_assert_eq(kqt_wait(&cbs[i]), 4096);
+		cr_assert(kqt_check(bufs[i], (off_t)i * 8192, 4096));
+	}
+}
+
 /* By default a read made while others are in flight rides, but only until
  * the SQ holds an eighth of what is in flight (two at least): 64 O_DIRECT
  * reads made back to back cost their submitter some io_uring_enter calls,
  * more than one (an unbounded ride) and fewer than one each (no ride). */
 Test(reaping, by_default_rides_are_short)
 {
-	unsetenv("KQAIO_BATCH");
-	int dfd = kqt_direct_file(1 << 20);
-	if (strcmp(kqaio_backend(), "uring"))
-		cr_skip_test("the %s backend has no SQ", kqaio_backend());
-	int ctr = enter_counter();
-	if (ctr < 0)
-		cr_skip_test("no tracepoint to count io_uring_enter (not root?)");
+	int ctr;
+	int dfd = counted_file(&ctr);
 	enum { N = 64 };
 	static char bufs[N][4096] __attribute__((aligned(4096)));
 	struct aiocb cbs[N];
@@ -177,10 +195,7 @@ Test(reaping, by_default_rides_are_short)
 	 * machine (a sanitizer, a parallel test) the disk may keep up. */
 	if (idle > N / 4)
 		cr_skip_test("the disk kept up: %d of %d reads found the ring idle", idle, N);
-	for (int i = 0; i < N; i++) {
-		cr_assert_eq(kqt_wait(&cbs[i]), 4096);
-		cr_assert(kqt_check(bufs[i], (off_t)i * 8192, 4096));
-	}
+	counted_reads_end(cbs, bufs, N);
 	/* The completion thread may take a ride or two itself (its 1 ms nap);
 	 * a bound of an eighth leaves the submitter about eight. */
 	cr_assert(enters >= 4 && enters <= 48, "%llu io_uring_enter calls for %d reads",
@@ -199,20 +214,15 @@ static void *ring_sleeper(void *arg)
 
 /* While another thread sleeps in the ring, a read made while others are in
  * flight rides past the eighth (up to 32): that thread wakes at the next
- * completion and sends the ride as it drains. The submitter of 64 O_DIRECT reads makes
- * few io_uring_enter calls beyond those of reads made on an idle ring; the
- * eighth gives 23-36. A preempted submitter finds the ring idle more often
- * than it can see (a job's end is published after its CQE is taken), so
- * the test takes the best of three tries. */
+ * completion and sends the ride as it drains. The submitter of 64 O_DIRECT
+ * reads makes few io_uring_enter calls beyond those of reads made on an
+ * idle ring; the eighth gives 23-36. A preempted submitter finds the
+ * ring idle more often than it can see (a job's end is published after its
+ * CQE is taken), so the test takes the best of three tries. */
 Test(reaping, rides_go_with_a_thread_sleeping_in_the_ring)
 {
-	unsetenv("KQAIO_BATCH");
-	int dfd = kqt_direct_file(1 << 20);
-	if (strcmp(kqaio_backend(), "uring"))
-		cr_skip_test("the %s backend has no SQ", kqaio_backend());
-	int ctr = enter_counter();
-	if (ctr < 0)
-		cr_skip_test("no tracepoint to count io_uring_enter (not root?)");
+	int ctr;
+	int dfd = counted_file(&ctr);
 	int p[2];
 	cr_assert_eq(pipe(p), 0);
 	char hb[1];
@@ -229,10 +239,7 @@ Test(reaping, rides_go_with_a_thread_sleeping_in_the_ring)
 	int idle = 0, ok = 0, kept_up = 0;
 	for (int try = 0; try < 3 && !ok; try++) {
 		idle = counted_reads(ctr, dfd, cbs, bufs, N, &enters);
-		for (int i = 0; i < N; i++) {
-			cr_assert_eq(kqt_wait(&cbs[i]), 4096);
-			cr_assert(kqt_check(bufs[i], (off_t)i * 8192, 4096));
-		}
+		counted_reads_end(cbs, bufs, N);
 		kept_up += idle > N / 4;
 		ok = idle <= N / 4 && enters <= (uint64_t)idle + 3 * N / 16;
 	}

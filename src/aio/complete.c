@@ -76,10 +76,27 @@ static void me_key_init(void)
 			 "exits may be written to after");
 }
 
+/* Sleeps on word until w is ready: 0, EAGAIN at the deadline (poll: look
+ * once) or EINTR. The word, then the jobs: a completion after that look
+ * changes the word (under the lock, before letting the job go), so the
+ * sleep does not start. */
+static int sleep_on(const struct kq_wait *w, uint32_t *word, const struct timespec *deadline,
+		    int poll)
+{
+	for (;;) {
+		uint32_t seen = __atomic_load_n(word, __ATOMIC_SEQ_CST);
+		if (w->ready(w->arg))
+			return 0;
+		int err = poll ? ETIMEDOUT : kq_futex_wait(word, seen, deadline);
+		if (err)
+			return err == ETIMEDOUT ? EAGAIN : err;
+	}
+}
+
 /* Sleeps on a word of its own while w->watch finds every job it waits for
  * watched by this thread alone: with many threads each waiting on its own
- * reads, a completion then wakes only the one it concerns. Returns 1 when
- * ready, EAGAIN (ETIMEDOUT), EINTR, or 0: the jobs are shared, sleep on seq. */
+ * reads, a completion then wakes only the one it concerns. Returns what
+ * sleep_on does, or -1: the jobs are shared, sleep on seq. */
 static int wait_own(const struct kq_wait *w, const struct timespec *deadline)
 {
 	if (!keyed) {
@@ -94,23 +111,8 @@ static int wait_own(const struct kq_wait *w, const struct timespec *deadline)
 	armed = mine > 0;
 	pthread_mutex_unlock(&kq_aio.lock);
 	if (mine <= 0)
-		return mine < 0;
-	int err;
-	for (;;) {
-		/* The word, then the jobs: a completion after that look bumps
-		 * the word (under the lock, before letting the job go), so the
-		 * sleep does not start. */
-		uint32_t seen = __atomic_load_n(&me.word, __ATOMIC_SEQ_CST);
-		if (w->ready(w->arg)) {
-			err = 1;
-			break;
-		}
-		err = kq_futex_wait(&me.word, seen, deadline);
-		if (err) {
-			err = err == ETIMEDOUT ? EAGAIN : err;
-			break;
-		}
-	}
+		return mine < 0 ? 0 : -1; /* one is done already, or shared */
+	int err = sleep_on(w, &me.word, deadline, 0);
 	pthread_mutex_lock(&kq_aio.lock);
 	w->watch(w->arg, &me, 0);
 	armed = 0;
@@ -145,25 +147,12 @@ int kq_wait_until(const struct kq_wait *w, const struct timespec *deadline, int 
 	__atomic_add_fetch(&kq_aio.waiters, 1, __ATOMIC_SEQ_CST);
 	if (!poll && !nolock)
 		KQ_BE_EACH(sleeping); /* quiet jobs need the completion thread now */
-	err = poll || nolock || !w->watch || w->ready(w->arg) ? 0 : wait_own(w, deadline);
-	if (err) {
-		__atomic_sub_fetch(&kq_aio.waiters, 1, __ATOMIC_SEQ_CST);
-		return err == 1 ? 0 : err;
+	err = poll || nolock || !w->watch ? -1 : w->ready(w->arg) ? 0 : wait_own(w, deadline);
+	if (err < 0) {
+		__atomic_add_fetch(&kq_aio.broadcast, 1, __ATOMIC_SEQ_CST);
+		err = sleep_on(w, &kq_aio.seq, deadline, poll);
+		__atomic_sub_fetch(&kq_aio.broadcast, 1, __ATOMIC_SEQ_CST);
 	}
-	__atomic_add_fetch(&kq_aio.broadcast, 1, __ATOMIC_SEQ_CST);
-	for (;;) {
-		uint32_t seen = __atomic_load_n(&kq_aio.seq, __ATOMIC_SEQ_CST);
-		if (w->ready(w->arg)) {
-			err = 0;
-			break;
-		}
-		err = poll ? ETIMEDOUT : kq_futex_wait(&kq_aio.seq, seen, deadline);
-		if (err) {
-			err = err == ETIMEDOUT ? EAGAIN : err;
-			break;
-		}
-	}
-	__atomic_sub_fetch(&kq_aio.broadcast, 1, __ATOMIC_SEQ_CST);
 	__atomic_sub_fetch(&kq_aio.waiters, 1, __ATOMIC_SEQ_CST);
 	return err;
 }

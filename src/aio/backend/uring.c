@@ -267,9 +267,9 @@ static void reap_cqe(struct ended *d, struct kq_job *j, int res)
 {
 	if (res == -ECANCELED || res == -EFAULT) {
 		/* What the kernel says when the thread that submitted the request
-		 * (whichever thread's io_uring_enter took it) has exited: it drops work not
-		 * yet started for that thread's workers, and cannot finish a read
-		 * that waited for the page cache without that thread. kqaio cancels
+		 * (whichever thread's io_uring_enter took it) has exited: it drops
+		 * work not yet started for that thread's workers, and cannot finish
+		 * a read that waited for the page cache without that thread. kqaio cancels
 		 * nothing in the ring, so a worker does the rest with plain calls;
 		 * a real EFAULT (or a file system's ECANCELED) comes back once. */
 		pthread_mutex_lock(&kq_aio.lock);
