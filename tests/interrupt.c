@@ -1,10 +1,13 @@
 /* Signals interrupting the waits: aio_suspend, lio_listio(LIO_WAIT) and aio_waitcomplete
  * return -1/EINTR when a handled signal arrives, with or without SA_RESTART, and the I/O
- * they were waiting for carries on and completes. */
+ * they were waiting for carries on and completes; and a handler that leaves a wait by
+ * siglongjmp leaves no job stuck. */
 #include "kqt.h"
 
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <time.h>
 
 TestSuite(interrupt, .timeout = 30);
@@ -219,4 +222,121 @@ Test(interrupt, waitcomplete_with_timeout_is_interrupted)
 {
 	struct timespec ts = {20, 0};
 	waitcomplete_interrupted(&ts);
+}
+
+/* A thread that leaves aio_suspend by siglongjmp from a handler, goes on outside kqaio
+ * until told, then waits once more. */
+static __thread sigjmp_buf jump_buf;
+
+static void jump_out(int sig)
+{
+	(void)sig;
+	siglongjmp(jump_buf, 1);
+}
+
+struct leaver {
+	pid_t tid;
+	int ready, jumped, again, err, r;
+	int go[2], p[2], q[2];
+	struct aiocb cb, cb2;
+	char buf[8], buf2[8];
+};
+
+static void *leaver_run(void *arg)
+{
+	struct leaver *l = arg;
+	l->tid = gettid();
+	const struct aiocb *list[1] = {&l->cb};
+	struct timespec ts = {20, 0};
+	kqt_cb(&l->cb, l->p[0], l->buf, 4, 0);
+	if (aio_read(&l->cb)) {
+		l->err = errno;
+		return NULL;
+	}
+	if (!sigsetjmp(jump_buf, 1)) {
+		__atomic_store_n(&l->ready, 1, __ATOMIC_RELEASE);
+		aio_suspend(list, 1, &ts);
+		l->err = -1; /* it returned: no jump */
+		return NULL;
+	}
+	__atomic_store_n(&l->jumped, 1, __ATOMIC_RELEASE);
+	char c;
+	if (read(l->go[0], &c, 1) != 1)
+		abort();
+	kqt_cb(&l->cb2, l->q[0], l->buf2, 4, 0);
+	if (aio_read(&l->cb2)) {
+		l->err = errno;
+		return NULL;
+	}
+	list[0] = &l->cb2;
+	__atomic_store_n(&l->again, 1, __ATOMIC_RELEASE);
+	l->r = aio_suspend(list, 1, &ts);
+	if (l->r)
+		l->err = errno;
+	return NULL;
+}
+
+static void wait_flag(int *flag, const char *what)
+{
+	for (int i = 0; i < 2000 && !__atomic_load_n(flag, __ATOMIC_ACQUIRE); i++)
+		usleep(1000);
+	cr_assert(__atomic_load_n(flag, __ATOMIC_ACQUIRE), "%s", what);
+}
+
+Test(interrupt, a_wait_left_by_longjmp_leaves_no_job_stuck)
+{
+	/* On uring the thread asleep in the ring reaps for every thread: one that leaves
+	 * by siglongjmp holds the ring's completions, and the leaver goes on elsewhere.
+	 * Every other job must still end (32 reads of a disk file here), its own read
+	 * too, and its next wait must sleep as a first one does (in the ring on uring),
+	 * not as a signal handler's call inside the one it left. */
+	static struct leaver l;
+	memset(&l, 0, sizeof l);
+	cr_assert_eq(pipe(l.go), 0);
+	cr_assert_eq(pipe(l.p), 0);
+	cr_assert_eq(pipe(l.q), 0);
+	enum { N = 32 };
+	int fd = kqt_file_in(kqt_disk_dir(), N * 4096);
+	static char bufs[N][4096];
+	struct aiocb cbs[N];
+	kqt_cb(&cbs[0], fd, bufs[0], 4096, 0);
+	cr_assert_eq(aio_read(&cbs[0]), 0);
+	cr_assert_eq(kqt_wait(&cbs[0]), 4096); /* the ring is up */
+	struct sigaction sa = {.sa_handler = jump_out}, old;
+	cr_assert_eq(sigaction(SIGUSR1, &sa, &old), 0);
+	int uring = !strcmp(kqaio_backend(), "uring");
+	long in = uring ? SYS_io_uring_enter : SYS_futex;
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, leaver_run, &l), 0);
+	wait_flag(&l.ready, "the thread never waited");
+	cr_assert_eq(kqt_sleeping_in(l.tid, in, in), in, "the thread never slept in syscall %ld",
+		     in);
+	cr_assert_eq(pthread_kill(t, SIGUSR1), 0);
+	wait_flag(&l.jumped, "the handler did not jump");
+	for (int i = 0; i < N; i++) {
+		kqt_cb(&cbs[i], fd, bufs[i], 4096, (off_t)i * 4096);
+		cr_assert_eq(aio_read(&cbs[i]), 0);
+	}
+	struct timespec ts = {10, 0};
+	for (int i = 0; i < N; i++) {
+		const struct aiocb *one[1] = {&cbs[i]};
+		int r;
+		while ((r = aio_suspend(one, 1, &ts)) < 0 && errno == EINTR)
+			;
+		cr_assert_eq(r, 0, "read %d did not end in 10 s: %s", i, strerror(errno));
+		cr_assert_eq(aio_return(&cbs[i]), 4096);
+		cr_assert(kqt_check(bufs[i], (off_t)i * 4096, 4096));
+	}
+	cr_assert_eq(write(l.p[1], "left", 4), 4);
+	cr_assert_eq(kqt_wait(&l.cb), 4);
+	cr_assert_eq(write(l.go[1], "g", 1), 1);
+	wait_flag(&l.again, "the thread did not wait again");
+	long again = kqt_sleeping_in(l.tid, SYS_io_uring_enter, SYS_futex);
+	cr_assert_eq(write(l.q[1], "more", 4), 4);
+	pthread_join(t, NULL);
+	cr_assert_eq(l.err, 0, "the thread: %d (%s)", l.err, l.err > 0 ? strerror(l.err) : "");
+	cr_assert_eq(aio_return(&l.cb2), 4);
+	cr_assert_eq(again, in, "its second wait slept in syscall %ld, not %ld", again, in);
+	sigaction(SIGUSR1, &old, NULL);
+	close(fd);
 }

@@ -132,6 +132,26 @@ static inline int kqt_take_sig(int sig, siginfo_t *si, long ms)
 	return r == sig;
 }
 
+/* The syscall thread tid sleeps in, once it is a or b (within 2 s); -1 if it
+ * never is. */
+static inline long kqt_sleeping_in(pid_t tid, long a, long b)
+{
+	char path[64], line[64];
+	snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+	for (int i = 0; i < 400; i++) {
+		FILE *f = fopen(path, "r");
+		long nr = -1;
+		if (f && fgets(line, sizeof line, f))
+			nr = atol(line);
+		if (f)
+			fclose(f);
+		if (nr == a || nr == b)
+			return nr;
+		usleep(5 * 1000);
+	}
+	return -1;
+}
+
 /* Threads of this process; with a name, only those named so (kqaio-io...). */
 static inline int kqt_count_threads(const char *name)
 {

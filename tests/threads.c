@@ -362,25 +362,6 @@ static void *lj_thread(void *arg)
 	return NULL;
 }
 
-/* Waits until thread tid sleeps in a futex (its aio_suspend). */
-static int sleeps_in_futex(pid_t tid)
-{
-	char path[64], line[64];
-	snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
-	for (int i = 0; i < 400; i++) {
-		FILE *f = fopen(path, "r");
-		int nr = -1;
-		if (f && fgets(line, sizeof line, f))
-			nr = atoi(line);
-		if (f)
-			fclose(f);
-		if (nr == SYS_futex)
-			return 1;
-		usleep(5 * 1000);
-	}
-	return 0;
-}
-
 Test(threads, a_wait_left_by_longjmp_leaves_no_trace_once_its_thread_exits)
 {
 	/* A thread sleeping in aio_suspend on 20 reads leaves it by siglongjmp
@@ -414,7 +395,7 @@ Test(threads, a_wait_left_by_longjmp_leaves_no_trace_once_its_thread_exits)
 	cr_assert_eq(pthread_create(&tt, NULL, lj_thread, &a), 0);
 	while (!__atomic_load_n(&a.ready, __ATOMIC_ACQUIRE))
 		usleep(1000);
-	if (!sleeps_in_futex(a.tid))
+	if (kqt_sleeping_in(a.tid, SYS_futex, SYS_futex) != SYS_futex)
 		cr_skip_test("the waiter never slept on a futex");
 	cr_assert_eq(pthread_kill(tt, SIGUSR1), 0);
 	pthread_join(tt, NULL);

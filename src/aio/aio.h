@@ -167,7 +167,8 @@ struct kq_backend {
 	int (*help)(void);		 /* a thread would wait: 1 if it did a queued job instead */
 	/* Waiting in the backend itself: begin is nonzero when this thread may
 	 * (it then reaps for everyone until end); wait sleeps until something
-	 * is done, the deadline (ETIMEDOUT) or a signal (EINTR). */
+	 * is done, the deadline (ETIMEDOUT) or a signal (EINTR), or says
+	 * ESTALE: this thread no longer may, so it waits as others do. */
 	int (*wait_begin)(void);
 	int (*wait)(const struct timespec *deadline);
 	void (*wait_end)(int how); /* how: what begin returned */

@@ -140,7 +140,8 @@ int kq_wait_until(const struct kq_wait *w, const struct timespec *deadline, int 
 		while (!(err = w->ready(w->arg) ? -1 : be->wait(deadline)))
 			;
 		be->wait_end(how);
-		return err < 0 ? 0 : err == ETIMEDOUT ? EAGAIN : err;
+		if (err != ESTALE) /* ESTALE: the backend took the wait from it */
+			return err < 0 ? 0 : err == ETIMEDOUT ? EAGAIN : err;
 	}
 	/* Announce the waiter before looking, so a completion after the look
 	 * either sees it and wakes it, or changes seq before it sleeps. */

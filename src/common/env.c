@@ -1,8 +1,10 @@
-/* Configuration read once from the environment (KQAIO_*), and debug output. */
+/* Configuration read once from the environment (KQAIO_*), debug output, and
+ * how deep a thread is in kqaio's calls (kq.h). */
 #include "common/env.h"
 #include "common/kq.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,3 +51,13 @@ void kq_debug(const char *fmt, ...)
 }
 
 __thread int kq_depth;
+__thread uintptr_t kq_frame;
+
+/* A call whose frame is no deeper than the outermost call's: that call was
+ * left by siglongjmp, unless this one runs on a signal stack, where the
+ * frames of the two stacks do not compare. */
+int kq_unwound(void)
+{
+	stack_t ss;
+	return !sigaltstack(NULL, &ss) && !(ss.ss_flags & SS_ONSTACK);
+}

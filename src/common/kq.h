@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #define KQ_API			 __attribute__((visibility("default")))
 #define kq_likely(x)		 __builtin_expect(!!(x), 1)
@@ -48,11 +49,21 @@ static inline struct kq_link *kq_list_first(struct kq_link *head)
 /* How deep this thread is in kqaio's public calls. One that finds itself
  * nested was called by a signal handler that may have interrupted a lock
  * holder on this thread: it takes no lock (aio_error, aio_return and
- * aio_suspend are async-signal-safe). */
+ * aio_suspend are async-signal-safe). A handler that left a call by
+ * siglongjmp skipped kq_leave: a later call whose frame is no deeper than
+ * the outermost one's, and not on a signal stack, starts afresh (the depth
+ * would otherwise keep every later wait off the locks). */
 extern __thread int kq_depth __attribute__((tls_model("initial-exec")));
-static inline int kq_enter(void)
+extern __thread uintptr_t kq_frame __attribute__((tls_model("initial-exec")));
+int kq_unwound(void);
+static inline __attribute__((always_inline)) int kq_enter(void)
 {
+	uintptr_t f = (uintptr_t)__builtin_frame_address(0);
 	int d = kq_depth;
+	if (d && f >= kq_frame && kq_unwound())
+		d = 0;
+	if (!d)
+		kq_frame = f;
 	kq_depth = d + 1;
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	return d;

@@ -1,7 +1,7 @@
 /* The uring backend: regular files and block devices through one io_uring per
  * process. Submitters prepare SQEs under a small lock and submit them in one
  * io_uring_enter when they drop the engine lock (a whole lio_listio at once).
- * Completions are reaped by one consumer at a time (U.reap), whoever is at
+ * Completions are reaped by one consumer at a time (U.owner), whoever is at
  * hand: a thread waiting in aio_suspend or aio_waitcomplete sleeps in the ring
  * itself; a submitter takes what its own io_uring_enter completed; aio_error
  * takes what is there. The completion thread, on an eventfd, is woken only
@@ -30,25 +30,31 @@ enum { SQ_DEPTH = 256, CQ_DEPTH = 65536 };
 
 static struct {
 	pthread_mutex_t lock; /* the submission queue */
-	pthread_mutex_t reap; /* the completion queue: one consumer at a time */
+	uintptr_t owner;      /* the completion queue: its one consumer (take_reap) */
 	struct io_uring ring;
 	int ready;
 	int efd;	   /* the completion thread sleeps on it */
 	int toggle;	   /* the eventfd can be switched off: others may reap */
 	int signal;	   /* U.lock: the ring signals efd */
-	int held;	   /* U.lock: U.reap is held; its holder drains as it lets go */
+	int held;	   /* U.lock: U.owner is set; its holder drains as it lets go */
 	int waiter;	   /* a thread sleeps in the ring (uring_wait) */
 	uint32_t pending;  /* SQEs prepared but not yet submitted */
 	uint32_t inflight; /* SQEs queued whose CQE is not yet reaped */
 	uint32_t loud;	   /* of those, jobs that are not quiet */
 	int idle;	   /* the completion thread may sleep until told */
-} U = {.lock = PTHREAD_MUTEX_INITIALIZER, .reap = PTHREAD_MUTEX_INITIALIZER, .efd = -1};
+} U = {.lock = PTHREAD_MUTEX_INITIALIZER, .efd = -1};
 
 /* Exchanged for a full barrier (ThreadSanitizer refuses bare fences). */
 static int barrier_word;
 
-/* This thread holds U.reap. */
-static __thread int reaping;
+/* Its address is this thread's name in U.owner. */
+static __thread char token;
+
+/* This thread holds the completion queue. */
+static int reaping(void)
+{
+	return __atomic_load_n(&U.owner, __ATOMIC_RELAXED) == (uintptr_t)&token;
+}
 
 /* The lio_listio in this thread is still queueing: submit once it is done. */
 static __thread int plugged;
@@ -84,6 +90,7 @@ static void prep(struct io_uring_sqe *sqe, struct kq_job *j)
 static void signal_locked(void);
 static void uring_flush(void);
 static void kick_idle(int loud);
+static void release_reap(void);
 
 /* When a thread that submitted exits, the kernel cancels what its io-wq
  * workers had not started, and says so in CQEs (-ECANCELED) that a quiet
@@ -97,6 +104,7 @@ static __thread int exit_hooked;
 static void on_exit_of_submitter(void *arg)
 {
 	(void)arg;
+	release_reap(); /* if it holds the CQ (left a wait by siglongjmp) */
 	kick_idle(0);
 }
 
@@ -190,7 +198,7 @@ static int quiet(const struct kq_job *j)
 	return j->op == KQ_OP_READ && j->sev.sigev_notify == SIGEV_NONE && !j->lio;
 }
 
-/* U.lock held. The completion thread is needed while nobody holds U.reap and
+/* U.lock held. The completion thread is needed while nobody holds the CQ and
  * a job in the ring is loud or a thread sleeps on the completion futex. */
 static void signal_locked(void)
 {
@@ -293,8 +301,8 @@ static void reap_cqe(struct ended *d, struct kq_job *j, int res)
 }
 
 /* Takes the oldest CQE off the ring: its job and result. The head moves by
- * compare-and-swap, so a signal handler on this thread that reaps meanwhile
- * (uring_wait_begin) never takes the same CQE, nor skips one. */
+ * compare-and-swap, so a holder the CQ was taken from (stole) that is still
+ * draining never takes the same CQE as the taker, nor skips one. */
 static int claim_cqe(struct kq_job **j, int *res)
 {
 	unsigned *khead = U.ring.cq.khead, mask = *U.ring.cq.kring_mask;
@@ -310,7 +318,7 @@ static int claim_cqe(struct kq_job **j, int *res)
 	return 1;
 }
 
-/* U.reap held: ends or resubmits what the CQ holds. Returns the CQEs taken. */
+/* The CQ held: ends or resubmits what the CQ holds. Returns the CQEs taken. */
 static unsigned drain(void)
 {
 	unsigned ready = io_uring_cq_ready(&U.ring);
@@ -322,9 +330,8 @@ static unsigned drain(void)
 	 * meanwhile). */
 	pthread_mutex_lock(&U.lock);
 	pthread_mutex_unlock(&U.lock);
-	/* One CQE at a time, each taken off before it is handled: a signal
-	 * handler that reaps on this same thread (uring_wait_begin) finds
-	 * the ring and every job in a consistent state. */
+	/* One CQE at a time, each taken off before it is handled: a taker
+	 * (stole) finds the ring and every job in a consistent state. */
 	struct ended d = {0};
 	struct kq_job *j;
 	int res;
@@ -369,13 +376,19 @@ static void kick_idle(int loud)
 	wake_completer();
 }
 
-/* Takes U.reap if it is free, and switches the eventfd off while held. Not
- * waiting is safe: the holder drains once more as it lets go. */
+/* Takes the CQ if it is free, and switches the eventfd off while held. Not
+ * waiting is safe: the holder drains once more as it lets go. A holder may
+ * have left by siglongjmp, so the completion thread is told to look now
+ * and then while jobs are in the ring (stole). */
 static int take_reap(void)
 {
-	if (pthread_mutex_trylock(&U.reap))
+	uintptr_t none = 0;
+	if (!__atomic_compare_exchange_n(&U.owner, &none, (uintptr_t)&token, 0, __ATOMIC_ACQUIRE,
+					 __ATOMIC_RELAXED)) {
+		kick_idle(0);
 		return 0;
-	reaping = 1;
+	}
+	hook_exit(); /* a thread that exits holding it lets go */
 	pthread_mutex_lock(&U.lock);
 	U.held = 1;
 	signal_locked();
@@ -383,9 +396,12 @@ static int take_reap(void)
 	return 1;
 }
 
-/* Lets U.reap go, after taking what arrived while the eventfd was off. */
+/* Lets the CQ go, after taking what arrived while the eventfd was off.
+ * Unless it was taken from this thread (stole): the taker lets go. */
 static void release_reap(void)
 {
+	if (!reaping())
+		return;
 	pthread_mutex_lock(&U.lock);
 	U.held = 0;
 	signal_locked();
@@ -397,12 +413,12 @@ static void release_reap(void)
 	 * drain sends them only when it took a CQE. A rider that saw no
 	 * sleeper sends its own, so between the two, someone does. */
 	uring_flush();
-	reaping = 0;
-	pthread_mutex_unlock(&U.reap);
+	uintptr_t me = (uintptr_t)&token;
+	__atomic_compare_exchange_n(&U.owner, &me, 0, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
 	kick_idle(1); /* quiet ones: their owners collect, or sleep and kick */
 }
 
-/* Something is in the CQ (a look without U.reap). */
+/* Something is in the CQ (a look without holding it). */
 static int cq_nonempty(void)
 {
 	return __atomic_load_n(U.ring.cq.ktail, __ATOMIC_ACQUIRE) !=
@@ -426,6 +442,45 @@ static int nap(void)
 	return ms;
 }
 
+/* How long CQEs may wait on a holder whose head does not move before the
+ * completion thread takes the CQ from it. A live holder takes them within
+ * microseconds: one in the ring is woken by them, one spinning sees them. */
+enum { STUCK_NS = 20 * 1000 * 1000 };
+
+/* The completion thread only. A holder that left by siglongjmp (a handler
+ * on a thread asleep in the ring, or anywhere it held the CQ) never lets
+ * go, and nobody else would reap: the CQ is taken from one whose CQEs have
+ * waited STUCK_NS. Every step of a holder bears that: CQEs are claimed one
+ * by one (claim_cqe), release_reap leaves the CQ to the taker, and a holder
+ * asleep in the ring is woken (a NOP) and waits on the futex instead
+ * (uring_wait). */
+static int stole(void)
+{
+	static unsigned head;
+	static uintptr_t holder;
+	static long long since;
+	unsigned h = __atomic_load_n(U.ring.cq.khead, __ATOMIC_ACQUIRE);
+	uintptr_t o = __atomic_load_n(&U.owner, __ATOMIC_RELAXED);
+	long long now = kq_now_ns();
+	if (!o || o != holder || h != head || !cq_nonempty()) {
+		holder = o, head = h, since = now;
+		return 0;
+	}
+	if (now - since < STUCK_NS ||
+	    !__atomic_compare_exchange_n(&U.owner, &o, (uintptr_t)&token, 0, __ATOMIC_ACQUIRE,
+					 __ATOMIC_RELAXED))
+		return 0;
+	holder = 0;
+	kq_debug("took the completion queue from a holder stuck for %lld ms",
+		 (now - since) / 1000000);
+	pthread_mutex_lock(&U.lock);
+	U.held = 1;
+	queue_locked(NULL);
+	pthread_mutex_unlock(&U.lock);
+	submit();
+	return 1;
+}
+
 static void *completer(void *arg)
 {
 	(void)arg;
@@ -438,7 +493,7 @@ static void *completer(void *arg)
 		uint64_t v;
 		if (read(U.efd, &v, sizeof v) < 0 && errno != EAGAIN)
 			continue;
-		if (take_reap()) {
+		if (take_reap() || stole()) {
 			drain();
 			release_reap();
 		}
@@ -517,7 +572,7 @@ static void uring_flush(void)
 	/* Reads from the page cache often complete inside the submission call:
 	 * when no one else is reaping, take those here, with the completion
 	 * thread left asleep. */
-	int own = !reaping && U.toggle && take_reap();
+	int own = !reaping() && U.toggle && take_reap();
 	submit();
 	if (own) {
 		drain();
@@ -529,16 +584,14 @@ static int uring_wait_begin(void)
 {
 	if (!__atomic_load_n(&U.ready, __ATOMIC_ACQUIRE) || !U.toggle)
 		return 0;
-	/* Reaping already: a signal handler interrupted this thread while it
-	 * held U.reap, and nobody else can take completions until it returns,
-	 * so the handler reaps (drain leaves the ring consistent for it). */
-	int nested = reaping;
-	if (!nested && !take_reap())
+	/* Holding it already: an earlier wait was left by siglongjmp (this
+	 * call is no signal handler's: kq_enter), so this one lets it go. */
+	if (!reaping() && !take_reap())
 		return 0;
 	/* Before the caller looks at its jobs: a completion outside the ring
 	 * after that look sees the waiter and wakes it (uring_poke). */
-	int was = __atomic_exchange_n(&U.waiter, 1, __ATOMIC_SEQ_CST); /* a full barrier */
-	return nested ? 2 + was : 1;
+	__atomic_exchange_n(&U.waiter, 1, __ATOMIC_SEQ_CST); /* a full barrier */
+	return 1;
 }
 
 /* How long this thread's recent waits in the ring lasted (a moving average,
@@ -578,6 +631,8 @@ static int spun(const struct timespec *deadline, long long start)
 
 static int uring_wait(const struct timespec *deadline)
 {
+	if (!reaping())
+		return ESTALE; /* the CQ was taken from this thread (stole) */
 	if (drain())
 		return 0;
 	long long start = kq_now_ns();
@@ -621,15 +676,13 @@ static int uring_wait(const struct timespec *deadline)
 
 static void uring_wait_end(int how)
 {
-	if (how == 1)
-		release_reap();
-	else
-		__atomic_store_n(&U.waiter, how - 2, __ATOMIC_SEQ_CST);
+	(void)how;
+	release_reap();
 }
 
 static void uring_poke(void)
 {
-	if (reaping || !__atomic_load_n(&U.waiter, __ATOMIC_SEQ_CST))
+	if (reaping() || !__atomic_load_n(&U.waiter, __ATOMIC_SEQ_CST))
 		return;
 	pthread_mutex_lock(&U.lock);
 	queue_locked(NULL);
@@ -641,11 +694,7 @@ static void uring_collect(void)
 {
 	if (!__atomic_load_n(&U.ready, __ATOMIC_ACQUIRE) || !U.toggle || !cq_nonempty())
 		return;
-	if (reaping) { /* a signal handler on the reaping thread (see above) */
-		drain();
-		return;
-	}
-	if (take_reap()) {
+	if (reaping() || take_reap()) { /* reaping: see uring_wait_begin */
 		drain();
 		release_reap();
 	}
@@ -696,7 +745,7 @@ static void uring_submitted(int lazy)
 	 * those requests may be slow (an fsync), and then the nap sends it.
 	 * (Bounding it by what is out instead gave back most of the gain when
 	 * the sleeper drains as fast as the submitter queues.) */
-	int sleeper = !reaping && __atomic_load_n(&U.waiter, __ATOMIC_SEQ_CST);
+	int sleeper = !reaping() && __atomic_load_n(&U.waiter, __ATOMIC_SEQ_CST);
 	int ride = p < most || (sleeper && p < RIDE_SLEEPER);
 	if (lazy == KQ_BATCH_NEVER || !p || (lazy == KQ_BATCH_ADAPTIVE && (in <= p || !ride))) {
 		uring_flush();
@@ -734,10 +783,9 @@ static void uring_fork_child(void)
 	__atomic_store_n(&U.pending, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&U.inflight, 0, __ATOMIC_RELAXED);
 	/* A parent's thread may hold it, sleeping in the parent's ring. */
-	pthread_mutex_init(&U.reap, NULL);
+	U.owner = 0;
 	U.waiter = 0;
 	U.held = 0;
-	reaping = 0;
 	pthread_mutex_unlock(&U.lock);
 }
 
