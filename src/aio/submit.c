@@ -219,9 +219,8 @@ int kq_submit(struct aiocb *cb, int sub, struct kq_list *list, struct kq_fdinfo 
 	return 0;
 }
 
-static int submit1(struct aiocb *cb, int sub)
+static int submit_cb(struct aiocb *cb, int sub)
 {
-	KQ_ENTER(nested);
 	if (!cb) {
 		errno = EINVAL;
 		return -1;
@@ -233,6 +232,14 @@ static int submit1(struct aiocb *cb, int sub)
 		return -1;
 	}
 	return 0;
+}
+
+/* Not inside another public call's KQ_ENTER: inlined there, its frame would
+ * be that call's, as if that call had been left (kq_enter). */
+static int submit1(struct aiocb *cb, int sub)
+{
+	KQ_ENTER(nested);
+	return submit_cb(cb, sub);
 }
 
 KQ_API int aio_read(struct aiocb *cb)
@@ -266,7 +273,7 @@ KQ_API int aio_fsync(int op, struct aiocb *cb)
 		errno = EINVAL;
 		return -1;
 	}
-	return submit1(cb, op == O_SYNC ? SUB_FSYNC : SUB_FDSYNC);
+	return submit_cb(cb, op == O_SYNC ? SUB_FSYNC : SUB_FDSYNC);
 }
 
 /* lio_listio's opcodes to submission kinds; -1 for a bad opcode, -2 for NOP. */
