@@ -381,9 +381,11 @@ static void *interrupt_after(void *arg)
 }
 
 /* The thread sleeps in aio_suspend (in the ring, on the uring backend) when a
- * handler on it submits a read and waits for it: nobody else can take that
- * completion while the thread is interrupted, so the handler must. */
-Test(reaping, a_signal_handler_can_wait_while_its_thread_reaps)
+ * handler on it submits a read of fd and waits for it. A read of tmpfs is
+ * done by the handler itself; one in the ring has its completion held by the
+ * interrupted thread, and the handler's wait takes no lock, so the
+ * completion thread takes the CQ from that thread (stole, in uring.c). */
+static void handler_waits(int fd)
 {
 	/* ThreadSanitizer runs a handler when an intercepted call returns,
 	 * which here is inside the library's own pthread_mutex_lock: a place
@@ -391,7 +393,8 @@ Test(reaping, a_signal_handler_can_wait_while_its_thread_reaps)
 	const char *san = getenv("KQAIO_SAN");
 	if (san && !strcmp(san, "tsan"))
 		cr_skip_test("ThreadSanitizer delivers the signal inside the library's locks");
-	nested_fd = kqt_file(1 << 20);
+	nested_fd = fd;
+	nested_res = -2;
 	struct sigaction sa = {.sa_handler = wait_in_handler};
 	cr_assert_eq(sigaction(SIGUSR1, &sa, NULL), 0);
 	int p[2];
@@ -415,4 +418,14 @@ Test(reaping, a_signal_handler_can_wait_while_its_thread_reaps)
 	close(p[0]);
 	close(p[1]);
 	close(nested_fd);
+}
+
+Test(reaping, a_signal_handler_can_wait_while_its_thread_reaps)
+{
+	handler_waits(kqt_file(1 << 20));
+}
+
+Test(reaping, a_signal_handler_can_wait_for_the_ring_while_its_thread_reaps)
+{
+	handler_waits(kqt_file_in(kqt_disk_dir(), 1 << 20));
 }

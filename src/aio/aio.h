@@ -163,8 +163,9 @@ struct kq_backend {
 	void (*flush)(void);		 /* start what was queued */
 	void (*collect)(void);		 /* take what is done, if nobody else is */
 	void (*sleeping)(void);		 /* a thread will sleep on the completion futex */
-	void (*poke)(void);		 /* a completion came: wake a thread waiting in wait */
-	int (*help)(void);		 /* a thread would wait: 1 if it did a queued job instead */
+	void (*nudge)(void); /* one will without a lock (a handler's): async-signal-safe */
+	void (*poke)(void);  /* a completion came: wake a thread waiting in wait */
+	int (*help)(void);   /* a thread would wait: 1 if it did a queued job instead */
 	/* Waiting in the backend itself: begin is nonzero when this thread may
 	 * (it then reaps for everyone until end); wait sleeps until something
 	 * is done, the deadline (ETIMEDOUT) or a signal (EINTR), or says

@@ -148,6 +148,8 @@ int kq_wait_until(const struct kq_wait *w, const struct timespec *deadline, int 
 	__atomic_add_fetch(&kq_aio.waiters, 1, __ATOMIC_SEQ_CST);
 	if (!poll && !nolock)
 		KQ_BE_EACH(sleeping); /* quiet jobs need the completion thread now */
+	else if (nolock)
+		KQ_BE_EACH(nudge);
 	err = poll || nolock || !w->watch ? -1 : w->ready(w->arg) ? 0 : wait_own(w, deadline);
 	if (err < 0) {
 		__atomic_add_fetch(&kq_aio.broadcast, 1, __ATOMIC_SEQ_CST);

@@ -31,6 +31,8 @@ KQ_API int aio_error(const struct aiocb *cb)
 		KQ_BE_EACH(flush);
 		KQ_BE_EACH(collect);
 		e = __atomic_load_n(&cb->__error_code, __ATOMIC_ACQUIRE);
+	} else if (e == EINPROGRESS) {
+		KQ_BE_EACH(nudge); /* a handler that polls */
 	}
 	return e;
 }

@@ -51,8 +51,13 @@ static inline struct kq_link *kq_list_first(struct kq_link *head)
  * holder on this thread: it takes no lock (aio_error, aio_return and
  * aio_suspend are async-signal-safe). A handler that left a call by
  * siglongjmp skipped kq_leave: a later call whose frame is no deeper than
- * the outermost one's, and not on a signal stack, starts afresh (the depth
- * would otherwise keep every later wait off the locks). */
+ * the outermost one's, and near it, starts afresh, unless it runs on a
+ * signal stack (kq_unwound). Near: within KQ_NEAR of it, where the frames
+ * of one stack are; a stack that a handler runs on may lie anywhere, and one
+ * set up with SS_AUTODISARM is not reported while the handler runs. Calls
+ * from deeper frames stay nested: their waits take no lock, which is slower
+ * but ends every job (the completion thread is told to look). */
+enum { KQ_NEAR = 256 * 1024 };
 extern __thread int kq_depth __attribute__((tls_model("initial-exec")));
 extern __thread uintptr_t kq_frame __attribute__((tls_model("initial-exec")));
 int kq_unwound(void);
@@ -60,7 +65,7 @@ static inline __attribute__((always_inline)) int kq_enter(void)
 {
 	uintptr_t f = (uintptr_t)__builtin_frame_address(0);
 	int d = kq_depth;
-	if (d && f >= kq_frame && kq_unwound())
+	if (d && f >= kq_frame && f - kq_frame < KQ_NEAR && kq_unwound())
 		d = 0;
 	if (!d)
 		kq_frame = f;

@@ -300,15 +300,16 @@ static void reap_cqe(struct ended *d, struct kq_job *j, int res)
 	end(d, j, res);
 }
 
-/* Takes the oldest CQE off the ring: its job and result. The head moves by
- * compare-and-swap, so a holder the CQ was taken from (stole) that is still
- * draining never takes the same CQE as the taker, nor skips one. */
-static int claim_cqe(struct kq_job **j, int *res)
+/* Takes the oldest CQE before tail off the ring: its job and result. The
+ * head moves by compare-and-swap, so a holder the CQ was taken from (stole)
+ * that is still draining never takes the same CQE as the taker, nor skips
+ * one. */
+static int claim_cqe(unsigned tail, struct kq_job **j, int *res)
 {
 	unsigned *khead = U.ring.cq.khead, mask = *U.ring.cq.kring_mask;
 	unsigned head = __atomic_load_n(khead, __ATOMIC_RELAXED);
 	do {
-		if (head == __atomic_load_n(U.ring.cq.ktail, __ATOMIC_ACQUIRE))
+		if ((int)(tail - head) <= 0)
 			return 0;
 		struct io_uring_cqe *cqe = &U.ring.cq.cqes[io_uring_cqe_index(&U.ring, head, mask)];
 		*j = io_uring_cqe_get_data(cqe);
@@ -321,13 +322,13 @@ static int claim_cqe(struct kq_job **j, int *res)
 /* The CQ held: ends or resubmits what the CQ holds. Returns the CQEs taken. */
 static unsigned drain(void)
 {
-	unsigned ready = io_uring_cq_ready(&U.ring);
-	if (!ready)
+	unsigned tail = __atomic_load_n(U.ring.cq.ktail, __ATOMIC_ACQUIRE);
+	if (tail == __atomic_load_n(U.ring.cq.khead, __ATOMIC_ACQUIRE))
 		return 0;
 	/* The kernel orders each submission before its CQE; taking the lock
 	 * that SQEs are prepared and published under shows that order to
-	 * ThreadSanitizer for the CQEs already there (not ones that arrive
-	 * meanwhile). */
+	 * ThreadSanitizer for the CQEs already there, so only those are taken
+	 * (a second drainer may take the later ones). */
 	pthread_mutex_lock(&U.lock);
 	pthread_mutex_unlock(&U.lock);
 	/* One CQE at a time, each taken off before it is handled: a taker
@@ -336,7 +337,7 @@ static unsigned drain(void)
 	struct kq_job *j;
 	int res;
 	unsigned n = 0;
-	while (n < ready && claim_cqe(&j, &res)) {
+	while (claim_cqe(tail, &j, &res)) {
 		__atomic_sub_fetch(&U.inflight, 1, __ATOMIC_SEQ_CST);
 		if (j) {
 			if (!quiet(j))
@@ -390,24 +391,30 @@ static int take_reap(void)
 	}
 	hook_exit(); /* a thread that exits holding it lets go */
 	pthread_mutex_lock(&U.lock);
-	U.held = 1;
-	signal_locked();
+	int mine = reaping(); /* the CQ is taken from others under U.lock */
+	if (mine) {
+		U.held = 1;
+		signal_locked();
+	}
 	pthread_mutex_unlock(&U.lock);
-	return 1;
+	return mine;
 }
 
 /* Lets the CQ go, after taking what arrived while the eventfd was off.
  * Unless it was taken from this thread (stole): the taker lets go. */
 static void release_reap(void)
 {
-	if (!reaping())
-		return;
 	pthread_mutex_lock(&U.lock);
-	U.held = 0;
-	signal_locked();
+	int mine = reaping();
+	if (mine) {
+		U.held = 0;
+		signal_locked();
+		/* The switch before the look at the CQ: a full barrier. */
+		__atomic_exchange_n(&U.waiter, 0, __ATOMIC_SEQ_CST);
+	}
 	pthread_mutex_unlock(&U.lock);
-	/* The switch before the look at the CQ: a full barrier. */
-	__atomic_exchange_n(&U.waiter, 0, __ATOMIC_SEQ_CST);
+	if (!mine)
+		return;
 	drain();
 	/* Rides left to this thread as the ring's sleeper (uring_submitted):
 	 * drain sends them only when it took a CQE. A rider that saw no
@@ -442,18 +449,23 @@ static int nap(void)
 	return ms;
 }
 
-/* How long CQEs may wait on a holder whose head does not move before the
- * completion thread takes the CQ from it. A live holder takes them within
- * microseconds: one in the ring is woken by them, one spinning sees them. */
-enum { STUCK_NS = 20 * 1000 * 1000 };
+/* How long a thread sleeps in the ring at most, and how long CQEs may wait
+ * on a holder whose head does not move before the completion thread takes
+ * the CQ from it. A running holder takes them within
+ * microseconds (one in the ring is woken by them, one spinning sees them);
+ * one preempted that long, or running a signal handler, is robbed too, which
+ * it bears. */
+enum { STUCK_NS = 20 * 1000 * 1000, RING_NAP_NS = 1000 * 1000 * 1000 };
 
 /* The completion thread only. A holder that left by siglongjmp (a handler
  * on a thread asleep in the ring, or anywhere it held the CQ) never lets
  * go, and nobody else would reap: the CQ is taken from one whose CQEs have
  * waited STUCK_NS. Every step of a holder bears that: CQEs are claimed one
- * by one (claim_cqe), release_reap leaves the CQ to the taker, and a holder
- * asleep in the ring is woken (a NOP) and waits on the futex instead
- * (uring_wait). */
+ * by one (claim_cqe), the CQ changes hands under U.lock, where take_reap and
+ * release_reap look whose it is before they set held and waiter, and a
+ * holder asleep in the ring is woken (a NOP; or its sleep's cap, RING_NAP_NS,
+ * if it was robbed just before it slept) and waits on the futex instead
+ * (uring_wait: ESTALE). */
 static int stole(void)
 {
 	static unsigned head;
@@ -466,17 +478,21 @@ static int stole(void)
 		holder = o, head = h, since = now;
 		return 0;
 	}
-	if (now - since < STUCK_NS ||
-	    !__atomic_compare_exchange_n(&U.owner, &o, (uintptr_t)&token, 0, __ATOMIC_ACQUIRE,
-					 __ATOMIC_RELAXED))
+	if (now - since < STUCK_NS)
+		return 0;
+	pthread_mutex_lock(&U.lock);
+	int took = __atomic_compare_exchange_n(&U.owner, &o, (uintptr_t)&token, 0, __ATOMIC_ACQUIRE,
+					       __ATOMIC_RELAXED);
+	if (took) {
+		U.held = 1;
+		queue_locked(NULL);
+	}
+	pthread_mutex_unlock(&U.lock);
+	if (!took)
 		return 0;
 	holder = 0;
 	kq_debug("took the completion queue from a holder stuck for %lld ms",
 		 (now - since) / 1000000);
-	pthread_mutex_lock(&U.lock);
-	U.held = 1;
-	queue_locked(NULL);
-	pthread_mutex_unlock(&U.lock);
 	submit();
 	return 1;
 }
@@ -584,14 +600,19 @@ static int uring_wait_begin(void)
 {
 	if (!__atomic_load_n(&U.ready, __ATOMIC_ACQUIRE) || !U.toggle)
 		return 0;
-	/* Holding it already: an earlier wait was left by siglongjmp (this
-	 * call is no signal handler's: kq_enter), so this one lets it go. */
+	/* Holding it already: an earlier wait was left by siglongjmp (kq_enter
+	 * found this call no signal handler's), so this one lets it go. */
 	if (!reaping() && !take_reap())
 		return 0;
 	/* Before the caller looks at its jobs: a completion outside the ring
-	 * after that look sees the waiter and wakes it (uring_poke). */
-	__atomic_exchange_n(&U.waiter, 1, __ATOMIC_SEQ_CST); /* a full barrier */
-	return 1;
+	 * after that look sees the waiter and wakes it (uring_poke). Under
+	 * U.lock, where the CQ changes hands: a robbed thread sets no waiter. */
+	pthread_mutex_lock(&U.lock);
+	int mine = reaping();
+	if (mine)
+		__atomic_exchange_n(&U.waiter, 1, __ATOMIC_SEQ_CST); /* a full barrier */
+	pthread_mutex_unlock(&U.lock);
+	return mine;
 }
 
 /* How long this thread's recent waits in the ring lasted (a moving average,
@@ -650,24 +671,30 @@ static int uring_wait(const struct timespec *deadline)
 		}
 		during = &old;
 	}
-	struct __kernel_timespec ts, *tsp = NULL;
-	int r = 0;
-	if (deadline) {
-		long long ns = deadline->tv_sec * 1000000000LL + deadline->tv_nsec - kq_now_ns();
-		ts.tv_sec = ns / 1000000000LL;
-		ts.tv_nsec = ns % 1000000000LL;
-		tsp = &ts;
-		if (ns <= 0)
-			r = -ETIME;
+	/* A thread robbed of the CQ (stole) waits on the futex; one robbed
+	 * between this look and its sleep, after the taker's NOP, sleeps until
+	 * the next CQE, or the cap. The cap is long: each return is a moment
+	 * when a signal handler that submits finds this thread holding locks. */
+	if (!reaping()) {
+		if (during)
+			pthread_sigmask(SIG_SETMASK, &old, NULL);
+		return ESTALE;
 	}
+	long long ns = RING_NAP_NS;
+	int capped = 1;
+	if (deadline) {
+		long long left = deadline->tv_sec * 1000000000LL + deadline->tv_nsec - kq_now_ns();
+		if (left <= ns)
+			ns = left, capped = 0;
+	}
+	struct __kernel_timespec ts = {ns / 1000000000LL, ns % 1000000000LL};
 	struct io_uring_cqe *cqe;
-	if (!r)
-		r = io_uring_wait_cqes(&U.ring, &cqe, 1, tsp, during);
+	int r = ns <= 0 ? -ETIME : io_uring_wait_cqes(&U.ring, &cqe, 1, &ts, during);
 	if (during)
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 	waited(kq_now_ns() - start); /* a timeout or a signal counts: a long wait */
 	if (r == -ETIME)
-		return ETIMEDOUT;
+		return capped ? 0 : ETIMEDOUT;
 	if (r == -EINTR)
 		return EINTR;
 	drain();
@@ -698,6 +725,15 @@ static void uring_collect(void)
 		drain();
 		release_reap();
 	}
+}
+
+/* No lock: a signal handler's wait, or its look (aio_error). The thread it
+ * interrupted may hold the CQ: the completion thread takes it (stole) once
+ * it looks, and it looks every 10 ms once told. */
+static void uring_nudge(void)
+{
+	if (__atomic_load_n(&U.ready, __ATOMIC_ACQUIRE))
+		kick_idle(0);
 }
 
 static void uring_sleeping(void)
@@ -797,6 +833,7 @@ const struct kq_backend kq_be_uring = {
     .flush = uring_flush,
     .collect = uring_collect,
     .sleeping = uring_sleeping,
+    .nudge = uring_nudge,
     .poke = uring_poke,
     .wait_begin = uring_wait_begin,
     .wait = uring_wait,
