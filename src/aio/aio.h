@@ -241,6 +241,8 @@ struct kq_job *kq_job_of(struct aiocb *cb); /* lock held: the cb's live job, or 
 /* Reaping a DONE job: claim its aiocb (no lock: the job, if this caller won
  * it), then free it (lock held), or leave it to the next lock holder. */
 struct kq_job *kq_job_claim(struct aiocb *cb);
+/* aio_error's value as it stands (no look in the rings); -1: cb names no job. */
+int kq_error_of(const struct aiocb *cb);
 void kq_job_reap(struct kq_job *j);   /* lock held: free a claimed job */
 void kq_job_reaped(struct kq_job *j); /* no lock, async-signal-safe */
 void kq_job_drain(void);	      /* lock held: free what kq_job_reaped left */

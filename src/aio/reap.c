@@ -17,14 +17,21 @@ static int named(const struct aiocb *cb)
 		   __atomic_load_n(&kq_epoch, __ATOMIC_RELAXED);
 }
 
+int kq_error_of(const struct aiocb *cb)
+{
+	if (!cb || !named(cb))
+		return -1;
+	return __atomic_load_n(&cb->__error_code, __ATOMIC_ACQUIRE);
+}
+
 KQ_API int aio_error(const struct aiocb *cb)
 {
 	KQ_ENTER(nested);
-	if (!cb || !named(cb)) {
+	int e = kq_error_of(cb);
+	if (e < 0) {
 		errno = EINVAL;
 		return -1;
 	}
-	int e = __atomic_load_n(&cb->__error_code, __ATOMIC_ACQUIRE);
 	if (e == EINPROGRESS && !nested) {
 		/* Lazy submissions and quiet completions wait no longer than
 		 * their owner's next look. */

@@ -21,7 +21,7 @@ static int any_done(void *arg)
 		if (!w->list[i] || __atomic_load_n(&kq_priv((struct aiocb *)w->list[i])->magic,
 						   __ATOMIC_ACQUIRE) == KQ_CB_FAILED)
 			continue;
-		int e = aio_error(w->list[i]);
+		int e = kq_error_of(w->list[i]);
 		if (e >= 0 && e != EINPROGRESS)
 			return 1;
 		outstanding |= e == EINPROGRESS;

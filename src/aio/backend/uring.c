@@ -693,8 +693,15 @@ static int uring_wait(const struct timespec *deadline)
 	if (during)
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 	waited(kq_now_ns() - start); /* a timeout or a signal counts: a long wait */
-	if (r == -ETIME)
-		return capped ? 0 : ETIMEDOUT;
+	/* liburing says ETIME for a wake-up whose CQE another thread took
+	 * (a taker's NOP, or a robbed drainer's), not only at the deadline. */
+	if (r == -ETIME) {
+		if (!reaping())
+			return ESTALE;
+		return !capped && kq_now_ns() >= deadline->tv_sec * 1000000000LL + deadline->tv_nsec
+			   ? ETIMEDOUT
+			   : 0;
+	}
 	if (r == -EINTR)
 		return EINTR;
 	drain();
@@ -732,8 +739,10 @@ static void uring_collect(void)
  * it looks, and it looks every 10 ms once told. */
 static void uring_nudge(void)
 {
+	int saved = errno;
 	if (__atomic_load_n(&U.ready, __ATOMIC_ACQUIRE))
 		kick_idle(0);
+	errno = saved;
 }
 
 static void uring_sleeping(void)
