@@ -172,7 +172,7 @@ struct kq_backend {
 	 * ESTALE: this thread no longer may, so it waits as others do. */
 	int (*wait_begin)(void);
 	int (*wait)(const struct timespec *deadline);
-	void (*wait_end)(int how); /* how: what begin returned */
+	void (*wait_end)(void);
 	void (*fork_prepare)(void);
 	void (*fork_parent)(void);
 	void (*fork_child)(void);

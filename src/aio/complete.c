@@ -134,12 +134,12 @@ int kq_wait_until(const struct kq_wait *w, const struct timespec *deadline, int 
 					return 0;
 	}
 	const struct kq_backend *be = kq_aio.be[KQ_BE_MAIN];
-	int how = !poll && !nolock && be->wait_begin ? be->wait_begin() : 0;
-	if (how) {
+	int ring = !poll && !nolock && be->wait_begin ? be->wait_begin() : 0;
+	if (ring) {
 		/* Completions reach this thread straight from the kernel. */
 		while (!(err = w->ready(w->arg) ? -1 : be->wait(deadline)))
 			;
-		be->wait_end(how);
+		be->wait_end();
 		if (err != ESTALE) /* ESTALE: the backend took the wait from it */
 			return err < 0 ? 0 : err == ETIMEDOUT ? EAGAIN : err;
 	}

@@ -11,6 +11,7 @@
 #include "aio/backend/backend.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <liburing.h>
 #include <poll.h>
 #include <signal.h>
@@ -633,13 +634,10 @@ static void waited(long long ns)
  * reads reach a spinning submitter because the ring's task work interrupts
  * it (the default TWA_SIGNAL): COOP_TASKRUN or DEFER_TASKRUN would need an
  * io_uring_enter here. */
-static int spun(const struct timespec *deadline, long long start)
+static int spun(long long dl, long long start)
 {
 	long long end = start + kq_config.spin_ns;
-	if (deadline) {
-		long long d = deadline->tv_sec * 1000000000LL + deadline->tv_nsec;
-		end = d < end ? d : end;
-	}
+	end = dl < end ? dl : end;
 	for (long long t = start; t < end; t = kq_now_ns()) {
 		if (cq_nonempty()) {
 			waited(t - start);
@@ -657,6 +655,7 @@ static int uring_wait(const struct timespec *deadline)
 	if (drain())
 		return 0;
 	long long start = kq_now_ns();
+	long long dl = deadline ? deadline->tv_sec * 1000000000LL + deadline->tv_nsec : LLONG_MAX;
 	/* Signals wait while it spins: one that comes then is pending when the
 	 * ring's sleep installs the old mask, and ends that sleep with EINTR,
 	 * as it would have ended the sleep itself. */
@@ -664,7 +663,7 @@ static int uring_wait(const struct timespec *deadline)
 	if (kq_config.spin_ns && wait_avg < kq_config.spin_ns) {
 		sigfillset(&all);
 		pthread_sigmask(SIG_BLOCK, &all, &old);
-		if (spun(deadline, start)) {
+		if (spun(dl, start)) {
 			pthread_sigmask(SIG_SETMASK, &old, NULL);
 			drain();
 			return 0;
@@ -680,13 +679,8 @@ static int uring_wait(const struct timespec *deadline)
 			pthread_sigmask(SIG_SETMASK, &old, NULL);
 		return ESTALE;
 	}
-	long long ns = RING_NAP_NS;
-	int capped = 1;
-	if (deadline) {
-		long long left = deadline->tv_sec * 1000000000LL + deadline->tv_nsec - kq_now_ns();
-		if (left <= ns)
-			ns = left, capped = 0;
-	}
+	long long left = dl - kq_now_ns();
+	long long ns = left < RING_NAP_NS ? left : RING_NAP_NS;
 	struct __kernel_timespec ts = {ns / 1000000000LL, ns % 1000000000LL};
 	struct io_uring_cqe *cqe;
 	int r = ns <= 0 ? -ETIME : io_uring_wait_cqes(&U.ring, &cqe, 1, &ts, during);
@@ -695,22 +689,16 @@ static int uring_wait(const struct timespec *deadline)
 	waited(kq_now_ns() - start); /* a timeout or a signal counts: a long wait */
 	/* liburing says ETIME for a wake-up whose CQE another thread took
 	 * (a taker's NOP, or a robbed drainer's), not only at the deadline. */
-	if (r == -ETIME) {
-		if (!reaping())
-			return ESTALE;
-		return !capped && kq_now_ns() >= deadline->tv_sec * 1000000000LL + deadline->tv_nsec
-			   ? ETIMEDOUT
-			   : 0;
-	}
+	if (r == -ETIME)
+		return !reaping() ? ESTALE : kq_now_ns() >= dl ? ETIMEDOUT : 0;
 	if (r == -EINTR)
 		return EINTR;
 	drain();
 	return 0;
 }
 
-static void uring_wait_end(int how)
+static void uring_wait_end(void)
 {
-	(void)how;
 	release_reap();
 }
 
